@@ -1,0 +1,206 @@
+"""Model bundles: a trained strategy, its decision rule and a manifest, in one directory.
+
+Layout::
+
+    BUNDLE/
+      manifest.json   strategy, labels, decision rule and thresholds, training-data hash and
+                      size, validation metrics, library versions, created time
+      model/          the strategy's own files (JSON, .npy/.npz, safetensors, FAISS index)
+
+Nothing in a bundle is a pickle, so loading one cannot run code. This module is the small
+surface the bot uses: :meth:`Bundle.load` and :meth:`Bundle.predict` (and ``explain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from labeler import __version__
+from labeler.decision import DecisionRule, tune
+from labeler.errors import BundleError
+from labeler.metrics import evaluate
+from labeler.strategies import Strategy, get_strategy
+from labeler.strategies.base import LabelSets, json_default
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_LIBRARIES = ("numpy", "scikit-learn", "scikit-multilearn", "torch", "transformers",
+              "sentence-transformers", "setfit", "faiss-cpu", "faiss-gpu")
+
+
+class Prediction(NamedTuple):
+    label: str
+    score: float
+
+
+def data_hash(texts: Sequence[str], label_sets: LabelSets) -> str:
+    """A SHA-256 over the training texts and labels, order included (for the manifest)."""
+    h = hashlib.sha256()
+    for text, labels in zip(texts, label_sets):
+        h.update(text.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+        h.update("\x1f".join(sorted(labels)).encode())
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "issue-labeler": __version__}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+@dataclass
+class Bundle:
+    strategy: Strategy
+    decision: DecisionRule
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.strategy.labels
+
+    # -- training -------------------------------------------------------------------------
+    @classmethod
+    def train(cls, strategy: str | Strategy, texts: Sequence[str], label_sets: LabelSets, *,
+              labels: Sequence[str] | None = None, descriptions: dict[str, str] | None = None,
+              valid: tuple[Sequence[str], LabelSets] | None = None,
+              unlabelled: Sequence[str] | None = None, decision: str = "auto",
+              params: dict[str, Any] | None = None) -> "Bundle":
+        """Fit a strategy (a name from the registry or an instance), tune the decision rule on
+        ``valid`` when given, and record everything in the manifest.
+
+        With no validation data the rule is ``decision`` with its defaults (``auto`` means
+        a 0.5 threshold, or top-1 for strategies that need no training)."""
+        if isinstance(strategy, str):
+            if labels is None:
+                raise ValueError("labels are needed to build a strategy by name")
+            strategy = get_strategy(strategy)(labels, descriptions, **(params or {}))
+        started = time.perf_counter()
+        strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled)
+        train_seconds = time.perf_counter() - started
+        manifest: dict[str, Any] = {
+            "training": {"n": len(texts), "sha256": data_hash(texts, label_sets),
+                         "seconds": round(train_seconds, 3),
+                         "n_unlabelled": len(unlabelled) if unlabelled is not None else 0},
+        }
+        if valid is not None and len(valid[0]):
+            scores = strategy.predict_proba(valid[0])
+            y_valid = strategy.binarize(valid[1])
+            rule, _ = tune(scores, y_valid, strategy.labels, kind=decision)
+            manifest["validation"] = evaluate(y_valid, rule.decide(scores, strategy.labels), strategy.labels)
+        else:
+            rule = default_rule(strategy, decision)
+        return cls(strategy, rule, manifest)
+
+    # -- inference ------------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.strategy.predict_proba(list(texts))
+
+    def decide(self, texts: Sequence[str]) -> np.ndarray:
+        """0/1 matrix of chosen labels."""
+        return self.decision.decide(self.predict_proba(texts), self.labels)
+
+    def predict(self, texts: Sequence[str]) -> list[list[Prediction]]:
+        """For each text, the chosen labels with their scores, best first."""
+        scores = self.predict_proba(texts)
+        chosen = self.decision.decide(scores, self.labels)
+        out = []
+        for row_scores, row_chosen in zip(scores, chosen):
+            picks = [Prediction(self.labels[j], float(row_scores[j])) for j in np.flatnonzero(row_chosen)]
+            out.append(sorted(picks, key=lambda p: -p.score))
+        return out
+
+    def explain(self, text: str) -> dict[str, Any]:
+        return self.strategy.explain(text)
+
+    def evaluate(self, texts: Sequence[str], label_sets: LabelSets) -> dict[str, Any]:
+        y = self.strategy.binarize(label_sets)
+        started = time.perf_counter()
+        pred = self.decide(texts)
+        elapsed = time.perf_counter() - started
+        result = evaluate(y, pred, self.labels)
+        result["ms_per_issue"] = 1000 * elapsed / max(len(texts), 1)
+        return result
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the bundle; an existing bundle at ``directory`` is replaced only once the new
+        one is completely written (nothing lost if saving fails half-way)."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            self.strategy.save(tmp / "model")
+            manifest = {
+                **self.manifest,
+                "format_version": FORMAT_VERSION,
+                "strategy": self.strategy.name,
+                "params": self.strategy.params,
+                "fitted": self.strategy.fitted_info,
+                "labels": self.labels,
+                "descriptions": self.strategy.descriptions,
+                "decision": self.decision.to_dict(),
+                "libraries": library_versions(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
+            if directory.exists():
+                shutil.rmtree(directory)
+            tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = manifest
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Bundle":
+        """Read a bundle; a missing, corrupt or incompatible one raises :class:`BundleError`."""
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not directory.is_dir():
+            raise BundleError(f"no model bundle at {directory} (not a directory)")
+        if not path.is_file():
+            raise BundleError(f"{directory} is not a model bundle: {MANIFEST} is missing")
+        try:
+            manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"corrupt bundle {directory}: {MANIFEST} is not valid JSON ({exc})") from None
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"bundle {directory} has format version {version!r}; this issue-labeler "
+                              f"reads version {FORMAT_VERSION}: retrain it with this version")
+        try:
+            strategy_cls = get_strategy(manifest["strategy"])
+            strategy = strategy_cls.load(directory / "model")
+            decision = DecisionRule.from_dict(manifest["decision"])
+        except KeyError as exc:
+            raise BundleError(f"incompatible bundle {directory}: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"corrupt bundle {directory}: {exc}") from None
+        return cls(strategy, decision, manifest)
+
+
+def default_rule(strategy: Strategy, decision: str = "auto") -> DecisionRule:
+    """The rule used when there is no validation data to tune one."""
+    if decision == "auto":
+        return DecisionRule("threshold", threshold=0.5) if strategy.needs_training else DecisionRule("top_k", k=1)
+    return DecisionRule(decision)
+
