@@ -1,0 +1,99 @@
+"""Label maps as data: which raw GitHub label names become which labels to predict.
+
+A label map is a YAML file::
+
+    # optional: a name for the label set
+    name: hf-datasets
+    labels:                 # raw label name -> label to predict
+      bug: bug
+      "type: bug": bug      # several raw names may map to one
+      enhancement: enhancement
+      documentation: documentation
+    descriptions:           # optional: used by zero-shot strategies
+      bug: Something isn't working
+
+``labels`` may also be a plain list (each name maps to itself). An issue with none of the
+mapped labels goes to the unlabelled pool. Mapping is idempotent: a name that already is a
+target label stays itself, so files written by ``split`` can be given the same map again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import yaml
+
+from labeler.data import Issue
+from labeler.errors import DataError
+
+
+@dataclass
+class LabelMap:
+    mapping: dict[str, str]
+    descriptions: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        """Target labels, in the order they first appear in the file."""
+        return list(dict.fromkeys(self.mapping.values()))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "LabelMap":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"label map not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise DataError(f"label map {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict) or "labels" not in data:
+            raise DataError(f"label map {path} needs a top-level 'labels' key (raw name -> label)")
+        raw = data["labels"]
+        if isinstance(raw, list):
+            mapping = {str(name): str(name) for name in raw}
+        elif isinstance(raw, dict):
+            mapping = {str(k): str(v) for k, v in raw.items() if v is not None}
+        else:
+            raise DataError(f"label map {path}: 'labels' must be a mapping or a list")
+        if not mapping:
+            raise DataError(f"label map {path} maps no labels")
+        descriptions = {str(k): str(v) for k, v in (data.get("descriptions") or {}).items()}
+        return cls(mapping, descriptions, data.get("name"))
+
+    @classmethod
+    def identity(cls, issues: Iterable[Issue], min_count: int = 1) -> "LabelMap":
+        """Every label seen at least ``min_count`` times maps to itself (no map given)."""
+        counts: dict[str, int] = {}
+        for issue in issues:
+            for label in issue.labels:
+                counts[label] = counts.get(label, 0) + 1
+        names = sorted(n for n, c in counts.items() if c >= min_count)
+        return cls({n: n for n in names})
+
+    def map_labels(self, raw: Sequence[str]) -> list[str]:
+        targets = set(self.mapping.values())
+        out = []
+        for name in raw:
+            target = self.mapping.get(name, name if name in targets else None)
+            if target is not None and target not in out:
+                out.append(target)
+        return out
+
+    def apply(self, issues: Sequence[Issue]) -> tuple[list[Issue], list[Issue]]:
+        """``(labelled, unlabelled)``: issues with their labels mapped, and those with none.
+
+        Raises :class:`DataError` when the map matches no label at all in the data."""
+        labelled, unlabelled = [], []
+        for issue in issues:
+            mapped = self.map_labels(issue.labels)
+            copy = Issue(**{**issue.__dict__, "labels": mapped})
+            (labelled if mapped else unlabelled).append(copy)
+        if issues and not labelled:
+            seen = sorted({name for issue in issues for name in issue.labels})
+            hint = f"labels in the data: {', '.join(seen[:15])}{' ...' if len(seen) > 15 else ''}" if seen \
+                else "the data has no labels at all"
+            raise DataError(f"the label map matches no label in the data ({hint})")
+        return labelled, unlabelled
