@@ -110,6 +110,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     from labeler.bundle import Bundle
     from labeler.pipeline import prepare
 
+    params = _parse_params(param)
     opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
     data, valid, unlabelled_path = _resolve_split_dir(data, valid)
     prepared = prepare(data, label_map, opts)
@@ -128,7 +129,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
                + (f", validating on {len(valid_pair[0])}" if valid_pair else ""), err=True)
     bundle = Bundle.train(strategy, prepared.texts(), prepared.label_sets(), labels=prepared.labels,
                           descriptions=prepared.label_map.descriptions, valid=valid_pair,
-                          unlabelled=unlabelled, decision=decision, params=_parse_params(param))
+                          unlabelled=unlabelled, decision=decision, params=params)
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:

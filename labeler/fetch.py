@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import requests
 from github import Auth, Github, GithubException, GithubRetry
 from tqdm import tqdm
 
@@ -41,10 +42,10 @@ def fetch_issues(repo: str, output: str | Path, *, token: str | None = None, sta
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     done = _complete_lines(output)
-    gh = Github(auth=Auth.Token(token) if token else None, base_url=base_url, per_page=per_page,
+    gh = Github(auth=Auth.Token(token) if token else None, base_url=base_url, per_page=per_page, lazy=True,
                 retry=GithubRetry(total=retries))
     try:
-        issues = gh.get_repo(repo, lazy=True).get_issues(state=state, sort="created", direction="asc")
+        issues = gh.get_repo(repo).get_issues(state=state, sort="created", direction="asc")
         page, skip = divmod(done, per_page)
         with open(output, "a", encoding="utf-8") as fh, \
                 tqdm(initial=done, unit="issue", disable=not progress, desc=repo) as bar:
@@ -53,7 +54,9 @@ def fetch_issues(repo: str, output: str | Path, *, token: str | None = None, sta
                 if not items:
                     break
                 for issue in items[skip:]:
-                    fh.write(json.dumps(issue.raw_data, ensure_ascii=False) + "\n")
+                    # the listed object as GitHub sent it: ``raw_data`` would first re-fetch
+                    # every issue on its own (PyGithub completes list items lazily)
+                    fh.write(json.dumps(issue._rawData, ensure_ascii=False) + "\n")
                     done += 1
                     bar.update(1)
                 fh.flush()
@@ -61,8 +64,11 @@ def fetch_issues(repo: str, output: str | Path, *, token: str | None = None, sta
                 if len(items) < per_page:
                     break
                 page += 1
-    except GithubException as exc:
-        message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-        raise LabelerError(f"GitHub answered {exc.status} for {repo}: {message} "
-                           f"({done} issues written to {output}; run again to resume)") from None
+    except (GithubException, requests.RequestException) as exc:
+        if isinstance(exc, GithubException):
+            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
+            what = f"GitHub answered {exc.status} for {repo}: {message}"
+        else:
+            what = f"fetching {repo} failed: {exc}"
+        raise LabelerError(f"{what} ({done} issues written to {output}; run again to resume)") from None
     return done

@@ -1,0 +1,271 @@
+"""The low-data benchmark of shared/BENCHMARK.md: strategies x training slices x seeds.
+
+For each seed: split the labelled issues (iterative stratification, 50/25/25), grow the nested
+training slices (8, 16, ... 512, all), train every strategy on every slice with the
+validation set for tuning, and score on test. One JSON line per (dataset, strategy, seed,
+slice) is appended to the results file as soon as it is done, so an interrupted run resumes
+where it stopped (rows already there are skipped) and one slice can be re-run with
+``--slices 64 --seeds 2 --force``. ``--report`` turns the rows into a Markdown table (mean ±
+std over seeds) and a plot of F1 against training size.
+
+Examples::
+
+    python experiments/benchmark.py --dataset hf-datasets --strategies naive_bayes --seeds 0-4
+    python experiments/benchmark.py --dataset hf-datasets --strategies knn,zero_shot --seeds 0-4
+    python experiments/benchmark.py --dataset hf-datasets --report
+
+Strategy parameters: ``--param finetune.epochs=8 --param knn.model=/path/to/encoder``.
+Data paths default to ../shared/data beside the checkout (``--data-dir`` or
+``ISSUE_LABELER_DATA`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labeler.bundle import Bundle  # noqa: E402
+from labeler.pipeline import prepare  # noqa: E402
+from labeler.splits import split_indices, training_slices  # noqa: E402
+
+DATASETS = {
+    "hf-datasets": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets.yml"),
+    "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml"),
+}
+SLICE_ORDER = ["8", "16", "32", "64", "128", "256", "512", "all"]
+#: strategies that learn from the unlabelled pool get it (none of the built-in ones needs it
+#: for scoring; domain adaptation uses it through a separate script)
+BOOK = {  # shared/BENCHMARK.md: the book's numbers (its data), micro/macro F1
+    "naive Bayes": [".36/.23", ".30/.21", ".41/.24", ".44/.26", ".50/.28", ".53/.27"],
+    "zero-shot MNLI (top-1)": [".46/.39"] * 6,
+    "naive Bayes + augmentation": [".38/.25", ".40/.25", ".49/.32", ".47/.31", ".51/.35", ".58/.43"],
+    "embedding kNN (GPT-2 on Python)": [".31/.23", ".32/.10", ".43/.27", ".48/.30", ".51/.24", ".52/.27"],
+    "fine-tuned BERT": [".09/.08", ".27/.12", ".45/.24", ".60/.40", ".67/.54", ".71/.62"],
+    "domain-adapted BERT, fine-tuned": [".03/.02", ".35/.22", ".48/.27", ".57/.35", ".69/.49", ".78/.68"],
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            seeds.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            seeds.append(int(part))
+    return seeds
+
+
+def parse_params(items: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        strategy, _, name = key.partition(".")
+        if not name:
+            raise SystemExit(f"--param takes STRATEGY.KEY=VALUE, got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(strategy, {})[name] = parsed
+    return out
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "platform": platform.platform(terse=True), "gpu": None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def run_key(row: dict) -> tuple:
+    return row["dataset"], row["strategy"], row["variant"], row["seed"], row["slice"]
+
+
+def load_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(args: argparse.Namespace) -> None:
+    data_file, map_file = DATASETS[args.dataset]
+    data_dir = Path(args.data_dir or os.environ.get("ISSUE_LABELER_DATA") or ROOT.parent / "shared" / "data")
+    prepared = prepare(data_dir / data_file, ROOT / map_file)
+    texts, label_sets, labels = prepared.texts(), prepared.label_sets(), prepared.labels
+    y = prepared.y()
+    unlabelled = [i.text for i in prepared.unlabelled]
+    print(f"{args.dataset}: {prepared.load.summary()}; {len(texts)} labelled, {len(unlabelled)} unlabelled, "
+          f"{len(labels)} labels", file=sys.stderr)
+    params = parse_params(args.param)
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done = {run_key(r) for r in load_rows(results) if "error" not in r}
+    info = machine()
+    strategies = [s for s in args.strategies.split(",") if s]
+    seeds = parse_seeds(args.seeds)
+    wanted = [s for s in args.slices.split(",") if s] if args.slices else SLICE_ORDER
+    grid = [(seed, strategy, name) for seed in seeds for strategy in strategies for name in wanted]
+    bar = tqdm(grid, desc=args.dataset, unit="run")
+    splits: dict[int, tuple] = {}
+    for seed, strategy, name in bar:
+        variant = args.variant or ("default" if not params.get(strategy) else hashlib.sha1(json.dumps(params.get(strategy, {}), sort_keys=True).encode()).hexdigest()[:8])
+        key = (args.dataset, strategy, variant, seed, name)
+        if key in done and not args.force:
+            continue
+        if seed not in splits:
+            parts = split_indices(y, seed=seed)
+            splits[seed] = (parts, training_slices(y[parts["train"]], seed=seed))
+        parts, slices = splits[seed]
+        if name not in slices:
+            continue  # a target larger than train
+        train_idx = parts["train"][slices[name]]
+        bar.set_postfix_str(f"{strategy} seed {seed} slice {name} ({len(train_idx)})")
+        row = {"dataset": args.dataset, "strategy": strategy, "variant": variant,
+               "params": params.get(strategy, {}), "seed": seed, "slice": name, "n_train": len(train_idx),
+               "n_valid": len(parts["valid"]), "n_test": len(parts["test"]), "machine": info,
+               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        try:
+            bundle = Bundle.train(
+                strategy, [texts[i] for i in train_idx], [label_sets[i] for i in train_idx], labels=labels,
+                descriptions=prepared.label_map.descriptions,
+                valid=([texts[i] for i in parts["valid"]], [label_sets[i] for i in parts["valid"]]),
+                unlabelled=unlabelled if args.unlabelled else None, params=params.get(strategy, {}),
+                decision=args.decision)
+            test = bundle.evaluate([texts[i] for i in parts["test"]], [label_sets[i] for i in parts["test"]])
+            row.update(micro_f1=test["micro_f1"], macro_f1=test["macro_f1"],
+                       train_seconds=bundle.manifest["training"]["seconds"], ms_per_issue=test["ms_per_issue"],
+                       decision=bundle.decision.describe(), fitted=bundle.strategy.fitted_info,
+                       valid_micro_f1=bundle.manifest.get("validation", {}).get("micro_f1"))
+        except Exception as exc:  # noqa: BLE001 - one failed run must not stop the grid
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        with open(results, "a") as fh:
+            fh.write(json.dumps(row, default=str) + "\n")
+    bar.close()
+
+
+def fmt(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+
+def report(args: argparse.Namespace) -> str:
+    rows = [r for r in load_rows(Path(args.results)) if "error" not in r and r["dataset"] == args.dataset]
+    if not rows:
+        raise SystemExit(f"no rows for {args.dataset} in {args.results}")
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in rows:
+        groups.setdefault((r["strategy"], r["variant"]), {}).setdefault(r["slice"], []).append(r)
+    slices = [s for s in SLICE_ORDER if any(s in g for g in groups.values())]
+    sizes = {s: int(np.mean([r["n_train"] for g in groups.values() for r in g.get(s, [])])) for s in slices}
+    head = "| strategy | " + " | ".join(f"{s} (n≈{sizes[s]})" for s in slices) + " |"
+    lines = [head, "|" + "---|" * (len(slices) + 1)]
+    detail = ["| strategy | slice | seeds | micro F1 | macro F1 | train s | ms/issue |", "|---|---|---|---|---|---|---|"]
+    best: dict[str, tuple[float, str]] = {}
+    for (strategy, variant), by_slice in sorted(groups.items()):
+        label = strategy if variant == "default" or len(groups) == len({k[0] for k in groups}) else f"{strategy} [{variant}]"
+        cells = []
+        for s in slices:
+            runs = by_slice.get(s, [])
+            if not runs:
+                cells.append("-")
+                continue
+            mi = [r["micro_f1"] for r in runs]
+            ma = [r["macro_f1"] for r in runs]
+            cells.append(f"{np.mean(mi):.3f}±{np.std(mi):.3f} / {np.mean(ma):.3f}±{np.std(ma):.3f}")
+            detail.append(f"| {label} | {s} | {len(runs)} | {fmt(mi)} | {fmt(ma)} | "
+                          f"{fmt([r['train_seconds'] for r in runs], 2)} | {fmt([r['ms_per_issue'] for r in runs], 2)} |")
+            if np.mean(mi) > best.get(s, (-1, ""))[0]:
+                best[s] = (float(np.mean(mi)), label)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
+    m = rows[0]["machine"]
+    text = "\n".join([
+        f"# Low-data benchmark: {args.dataset}", "",
+        f"Micro F1 / macro F1 on test, mean ± std over seeds ({', '.join(map(str, sorted({r['seed'] for r in rows})))}); "
+        f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}. Made by `python experiments/benchmark.py "
+        f"--dataset {args.dataset} --report` from `{Path(args.results).name}`.", "",
+        *lines, "", "## Per slice: seeds, training seconds, prediction ms per issue", "", *detail, "",
+        "## The book's numbers (its data, for orientation; slices 8..128 and 223)", "",
+        "| method | 8 | 16 | 32 | 64 | 128 | 223 |", "|---|---|---|---|---|---|---|",
+        *[f"| {k} | " + " | ".join(v) + " |" for k, v in BOOK.items()],
+    ])
+    out = Path(args.results).with_suffix(".md")
+    out.write_text(text + "\n")
+    plot(groups, slices, sizes, Path(args.results).with_suffix(".png"), args.dataset)
+    print(text)
+    print(f"\nwrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    return text
+
+
+def plot(groups, slices, sizes, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for (strategy, variant), by_slice in sorted(groups.items()):
+        xs = [sizes[s] for s in slices if s in by_slice]
+        for ax, metric in zip(axes, ("micro_f1", "macro_f1")):
+            ys = [np.mean([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
+            es = [np.std([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy if variant == "default" else f"{strategy} [{variant}]")
+    for ax, metric in zip(axes, ("micro F1", "macro F1")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("training issues")
+        ax.set_title(f"{title}: {metric}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("F1 on test (mean ± std over seeds)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="hf-datasets")
+    parser.add_argument("--strategies", default="naive_bayes", help="comma-separated strategy names")
+    parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2")
+    parser.add_argument("--slices", default=None, help="comma-separated slice names (8,...,512,all); default all")
+    parser.add_argument("--param", action="append", default=[], help="STRATEGY.KEY=VALUE (JSON value)")
+    parser.add_argument("--variant", default=None, help="name for this parameter set (default: a hash of --param)")
+    parser.add_argument("--decision", default="auto", help="decision rule: auto, top_k, threshold, per_label")
+    parser.add_argument("--unlabelled", action="store_true", help="pass the unlabelled pool to fit()")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--results", default=None, help="JSONL of results (default experiments/results/<dataset>.jsonl)")
+    parser.add_argument("--force", action="store_true", help="re-run rows that are already in the results")
+    parser.add_argument("--report", action="store_true", help="write the Markdown table and plot, run nothing")
+    args = parser.parse_args(argv)
+    args.results = args.results or str(ROOT / "experiments" / "results" / f"{args.dataset}.jsonl")
+    if args.report:
+        report(args)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

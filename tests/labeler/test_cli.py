@@ -1,0 +1,96 @@
+"""The command line, end to end on the shipped example data: split, train, evaluate,
+predict, and one clear line on stderr for bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from labeler.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "labeler" / "examples"
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    result = run("split", EXAMPLES / "issues.jsonl", "--label-map", EXAMPLES / "labels.yml", "--seed", 1, "-o", tmp / "split")
+    assert result.exit_code == 0, result.output
+    assert "training slices" in result.output
+    result = run("train", tmp / "split" / "train.jsonl", "--label-map", EXAMPLES / "labels.yml", "--strategy", "naive_bayes",
+                 "--valid", tmp / "split" / "valid.jsonl", "-o", tmp / "bundle", "-p", "alpha=0.5")
+    assert result.exit_code == 0, result.output
+    assert "validation micro F1" in result.output
+    return tmp
+
+
+def test_evaluate_json(trained):
+    result = run("evaluate", trained / "bundle", trained / "split" / "test.jsonl", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"micro_f1", "macro_f1", "per_label", "n"} <= set(data)
+    assert set(data["per_label"]) == {"bug", "enhancement", "documentation", "question"}
+
+
+def test_predict_flags_and_stdin(trained):
+    result = run("predict", trained / "bundle", "--title", "Crash with traceback", "--body", "segfault", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"][0]["label"] == "bug"
+    lines = "\n".join(json.dumps({"number": n, "title": t, "body": None}) for n, t in [(1, "Typo in docs"), (2, "Crash")])
+    result = run("predict", trained / "bundle", input=lines + "\n")
+    assert result.exit_code == 0 and result.stdout.startswith("#1: ")
+    result = run("predict", trained / "bundle", input='{"title": "ok"}\nnot json\n')
+    assert result.exit_code == 2 and "stdin, line 2" in result.stderr
+
+
+def test_train_on_split_directory(trained, tmp_path):
+    result = run("train", trained / "split", "-o", tmp_path / "b2")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "missing.jsonl", "-o", "x"], "file not found: missing.jsonl"),
+    (["evaluate", "no-bundle", "missing.jsonl"], "no model bundle at no-bundle"),
+    (["train", EXAMPLES / "issues.jsonl", "-p", "oops"], "KEY=VALUE"),
+])
+def test_bad_input_one_line_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_label_map_matching_nothing(tmp_path):
+    (tmp_path / "m.yml").write_text("labels:\n  nothing-like-this: x\n")
+    result = run("train", EXAMPLES / "issues.jsonl", "--label-map", tmp_path / "m.yml", "-o", tmp_path / "b")
+    assert result.exit_code == 2 and "matches no label" in result.stderr
+
+
+def test_unlabelled_data_and_bad_json_line(tmp_path):
+    (tmp_path / "u.jsonl").write_text('{"title": "a", "labels": []}\n')
+    result = run("train", tmp_path / "u.jsonl", "-o", tmp_path / "b")
+    assert result.exit_code == 2 and "no issue carries a label" in result.stderr
+    (tmp_path / "bad.jsonl").write_text('{"title": "a", "labels": ["bug"]}\n{oops\n')
+    result = run("train", tmp_path / "bad.jsonl", "-o", tmp_path / "b")
+    assert result.exit_code == 2 and "line 2" in result.stderr
+
+
+def test_corrupt_bundle(trained, tmp_path):
+    import shutil
+
+    shutil.copytree(trained / "bundle", tmp_path / "b")
+    (tmp_path / "b" / "manifest.json").write_text("{")
+    result = run("predict", tmp_path / "b", "--title", "x")
+    assert result.exit_code == 2 and "corrupt bundle" in result.stderr
+
+
+def test_demo(tmp_path):
+    result = run("demo", "-o", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    assert "test micro F1" in result.output and (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
