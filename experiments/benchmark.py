@@ -202,13 +202,23 @@ def report(args: argparse.Namespace) -> str:
                 best[s] = (float(np.mean(mi)), label)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
+    commands = []
+    for (strategy, variant), by_slice in sorted(groups.items()):
+        runs = [r for rs in by_slice.values() for r in rs]
+        seeds = sorted({r["seed"] for r in runs})
+        seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+        extra = "".join(f" --param {strategy}.{k}={json.dumps(v)}" for k, v in sorted(runs[0]["params"].items()))
+        if variant != "default":
+            extra += f" --variant {variant}"
+        commands.append(f"python experiments/benchmark.py --dataset {args.dataset} --strategies {strategy} --seeds {seed_text}{extra}")
     m = rows[0]["machine"]
     text = "\n".join([
         f"# Low-data benchmark: {args.dataset}", "",
         f"Micro F1 / macro F1 on test, mean ± std over seeds ({', '.join(map(str, sorted({r['seed'] for r in rows})))}); "
         f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}. Made by `python experiments/benchmark.py "
         f"--dataset {args.dataset} --report` from `{Path(args.results).name}`.", "",
-        *lines, "", "## Per slice: seeds, training seconds, prediction ms per issue", "", *detail, "",
+        *lines, "", "Made by:", "", "```", *commands, f"python experiments/benchmark.py --dataset {args.dataset} --report", "```", "",
+        "## Per slice: seeds, training seconds, prediction ms per issue", "", *detail, "",
         "## The book's numbers (its data, for orientation; slices 8..128 and 223)", "",
         "| method | 8 | 16 | 32 | 64 | 128 | 223 |", "|---|---|---|---|---|---|---|",
         *[f"| {k} | " + " | ".join(v) + " |" for k, v in BOOK.items()],
