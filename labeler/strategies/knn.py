@@ -99,7 +99,6 @@ def build_index(vectors: np.ndarray, kind: str = "auto", *, approx_threshold: in
         index = faiss.IndexIVFFlat(quantizer, d, cells, faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
         index.nprobe = min(int(nprobe), cells)
-        index._quantizer = quantizer  # keep the Python object alive with the index
     else:
         raise ValueError(f"unknown index {kind!r}; use auto, flat, hnsw or ivf")
     index.add(vectors)
@@ -107,24 +106,23 @@ def build_index(vectors: np.ndarray, kind: str = "auto", *, approx_threshold: in
 
 
 def to_gpu(index, use_gpu: str | bool = "auto"):
-    """``(index, on_gpu)``: the index moved to GPU 0 when asked/possible, else unchanged."""
+    """``(index, resources)``: the index moved to GPU 0 when asked and possible, with the
+    ``StandardGpuResources`` that must outlive it; else ``(index, None)`` unchanged."""
     import faiss
 
     if use_gpu in (False, "false", "no", "off"):
-        return index, False
+        return index, None
     gpus = faiss.get_num_gpus()
     if gpus <= 0 or not hasattr(faiss, "StandardGpuResources"):
         if use_gpu in (True, "true", "yes", "on"):
             log.warning("use_gpu is set but FAISS sees no GPU (a faiss-cpu build?): the index stays on the CPU")
-        return index, False
+        return index, None
     try:
         resources = faiss.StandardGpuResources()
-        gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
-        gpu_index._resources = resources  # the resources must outlive the index
-        return gpu_index, True
+        return faiss.index_cpu_to_gpu(resources, 0, index), resources
     except Exception as exc:  # noqa: BLE001 - e.g. HNSW has no GPU version
         log.warning("could not move the FAISS index to the GPU (%s): staying on the CPU", exc)
-        return index, False
+        return index, None
 
 
 def to_cpu(index):
@@ -147,6 +145,7 @@ class KNN(Strategy):
         super().__init__(labels, descriptions, **{**DEFAULTS, **params})
         self.index = None
         self.on_gpu = False
+        self._gpu_resources = None
         self.y: np.ndarray = np.zeros((0, len(self.labels)), dtype=np.int8)
         #: one dict per training issue (id/number, title, ...), set before fit or passed to it
         self.metadata: list[dict[str, Any]] | None = None
@@ -162,7 +161,8 @@ class KNN(Strategy):
         return self._encoder
 
     def _set_index(self, cpu_index) -> None:
-        self.index, self.on_gpu = to_gpu(cpu_index, self.params["use_gpu"])
+        self.index, self._gpu_resources = to_gpu(cpu_index, self.params["use_gpu"])
+        self.on_gpu = self._gpu_resources is not None
         self.fitted_info["index"] = type(cpu_index).__name__ + (" (GPU)" if self.on_gpu else "")
 
     def _neighbours(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
