@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from labeler.errors import ModelNotAvailableError
-from labeler.models import pick_device, resolve_model
+from labeler.models import DEFAULT_ENCODER, pick_device, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Encoder:
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | None = None,
                  batch_size: int = 32, max_length: int = 256, cache: bool | str | os.PathLike = True,
                  progress: bool | None = None):
-        self.name = str(model) if model is not None else "default"
+        self.name = str(model) if model is not None else DEFAULT_ENCODER
         self.path = resolve_model(model)
         self.device = pick_device(device)
         self.batch_size = int(batch_size)
@@ -217,7 +217,7 @@ class Encoder:
         chunk = self.batch_size * 8
         out: dict[str, np.ndarray] = {}
         model = self.model
-        with tqdm(total=len(texts), desc=f"encoding ({Path(self.path).name})", unit="text",
+        with tqdm(total=len(texts), desc=f"encoding ({self.name})", unit="text",
                   disable=not show) as bar:
             for start in range(0, len(texts), chunk):
                 part = texts[start:start + chunk]
