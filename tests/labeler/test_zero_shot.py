@@ -41,6 +41,7 @@ def test_embedding_variant_without_data(toy, tiny_bert, tmp_path):
     assert scores.shape == (12, 3) and scores.min() >= 0 and scores.max() <= 1
     assert all(len(p) == 1 for p in bundle.predict(texts))
     assert bundle.strategy.fitted_info["calibration"] == "none"
+    assert bundle.strategy.offsets is None and bundle.strategy.fitted_info["centered_on"] == 0
     bundle.save(tmp_path / "z")
     again = Bundle.load(tmp_path / "z")
     np.testing.assert_array_equal(again.predict_proba(texts), scores)
@@ -62,6 +63,21 @@ def test_embedding_variant_calibrated_with_labels(toy, tiny_bert, tmp_path):
     np.testing.assert_array_equal(Bundle.load(tmp_path / "z").predict_proba(texts), cal)
     uncalibrated = ZeroShot(labels, descriptions, model=str(tiny_bert), calibration="none")
     np.testing.assert_allclose(uncalibrated.fit(texts, label_sets).predict_proba(texts), raw)
+
+
+def test_centering_on_unlabelled_issues(toy, tiny_bert, tmp_path):
+    texts, _, labels, descriptions = toy
+    bundle = Bundle.train("zero_shot", [], [], labels=labels, descriptions=descriptions,
+                          unlabelled=texts, params={"model": str(tiny_bert), "background_max": 10})
+    strategy = bundle.strategy
+    assert strategy.fitted_info["centered_on"] == 10 and strategy.offsets.shape == (3,)
+    plain = ZeroShot(labels, descriptions, model=str(tiny_bert), center="none").fit([], [], unlabelled=texts)
+    assert plain.offsets is None
+    # centering shifts each label's cosine by a constant: the ranking of issues per label holds
+    diff = 2 * (strategy.raw_scores(texts) - plain.raw_scores(texts))
+    np.testing.assert_allclose(diff, np.tile(-strategy.offsets, (12, 1)), atol=1e-5)
+    bundle.save(tmp_path / "c")
+    np.testing.assert_array_equal(Bundle.load(tmp_path / "c").predict_proba(texts), bundle.predict_proba(texts))
 
 
 def test_nli_variant_batches_all_labels(toy, tiny_nli, tmp_path):
