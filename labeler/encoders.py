@@ -155,7 +155,12 @@ class Encoder:
         self.key = hashlib.sha256(
             f"{model_fingerprint(self.path)}|max_length={self.max_length}|mean|l2".encode()).hexdigest()[:32]
         directory = cache_dir() if cache is True else (Path(cache) if cache else None)
-        self.cache = EmbeddingCache(directory) if directory is not None else None
+        self.cache: EmbeddingCache | None = None
+        if directory is not None:
+            try:
+                self.cache = EmbeddingCache(directory)
+            except (OSError, sqlite3.Error) as exc:  # read-only home, full disk: encode anyway
+                log.warning("embedding cache %s unusable (%s): encoding without a cache", directory, exc)
         self._dim: int | None = None
         #: counters for callers and tests: texts encoded by the model vs found in the cache
         self.stats = {"encoded": 0, "cached": 0}
@@ -179,7 +184,10 @@ class Encoder:
                 f"could not load the encoder {self.name!r} from {self.path}: {type(exc).__name__}: {exc}. "
                 "Point the model parameter at a local sentence-transformers or transformers model "
                 "directory, or leave it unset for the embedded all-MiniLM-L6-v2.") from None
-        model.max_seq_length = self.max_length
+        limit = _position_limit(model)
+        if limit and self.max_length > limit:
+            log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
+        model.max_seq_length = min(self.max_length, limit or self.max_length)
         return model
 
     @property
@@ -225,11 +233,27 @@ class Encoder:
                                     convert_to_numpy=True, show_progress_bar=False)
                 vecs = np.asarray(vecs, dtype=np.float32)
                 if self.cache is not None:
-                    self.cache.put(self.key, hashes[start:start + chunk], vecs)
+                    try:
+                        self.cache.put(self.key, hashes[start:start + chunk], vecs)
+                    except sqlite3.Error as exc:
+                        log.warning("could not write to the embedding cache (%s): not caching", exc)
+                        self.cache = None
                 out.update(zip(hashes[start:start + chunk], vecs))
                 self.stats["encoded"] += len(part)
                 bar.update(len(part))
         return out
+
+
+def _position_limit(model) -> int | None:
+    """The most tokens the encoder's position embeddings take (RoBERTa-like models keep two
+    positions for padding), or None when unknown."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if any(name in (config.model_type or "") for name in ("roberta", "camembert", "mpnet", "longformer")):
+        limit -= 2
+    return limit
 
 
 _ENCODERS: dict[tuple, Encoder] = {}

@@ -47,10 +47,23 @@ def test_cache_can_be_switched_off(tiny_bert, monkeypatch):
     assert enc.stats["encoded"] == 2
 
 
+def test_unusable_cache_is_not_fatal(tiny_bert, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    enc = Encoder(tiny_bert, device="cpu", cache=blocker / "cache")
+    assert enc.cache is None and enc.encode(["x"]).shape == (1, 32)
+
+
 def test_long_and_odd_texts(tiny_bert):
     enc = Encoder(tiny_bert, device="cpu", max_length=32, cache=False, progress=True)
     vecs = enc.encode(["word " * 40_000, "", "   ", "ünïcödé 🐛"])
     assert vecs.shape == (4, 32) and np.isfinite(vecs).all()
+
+
+def test_max_length_beyond_the_model_is_clamped(tiny_bert):
+    enc = Encoder(tiny_bert, device="cpu", max_length=1000, cache=False)
+    assert enc.encode(["word " * 2000]).shape == (1, 32)  # tiny_bert has 160 positions
+    assert enc.model.max_seq_length == 160
 
 
 def test_get_encoder_is_shared(tiny_bert):
