@@ -149,16 +149,14 @@ class KNN(Strategy):
         self.y: np.ndarray = np.zeros((0, len(self.labels)), dtype=np.int8)
         #: one dict per training issue (id/number, title, ...), set before fit or passed to it
         self.metadata: list[dict[str, Any]] | None = None
-        self._encoder = None
 
     # -- pieces ---------------------------------------------------------------------------
     @property
     def encoder(self):
-        if self._encoder is None:
-            p = self.params
-            self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
-                                        max_length=p["max_length"])
-        return self._encoder
+        """The shared encoder for these params (looked up on each use, so that switching the
+        cache off with ``ISSUE_LABELER_CACHE=off``, e.g. to time predictions, takes effect)."""
+        p = self.params
+        return get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"], max_length=p["max_length"])
 
     def _set_index(self, cpu_index) -> None:
         self.index, self._gpu_resources = to_gpu(cpu_index, self.params["use_gpu"])

@@ -164,3 +164,13 @@ def test_missing_model(toy, tmp_path):
     texts, label_sets, _, labels = toy
     with pytest.raises(ModelNotAvailableError):
         KNN(labels, model=str(tmp_path / "absent")).fit(texts, label_sets)
+
+
+def test_cache_switched_off_for_timing(toy, tiny_bert, monkeypatch):
+    texts, label_sets, labels, _ = toy
+    knn = KNN(labels, model=str(tiny_bert), k=2, m=1).fit(texts, label_sets)
+    cached = knn.predict_proba(texts)
+    assert knn.encoder.cache is not None
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert knn.encoder.cache is None
+    np.testing.assert_allclose(knn.predict_proba(texts), cached)
