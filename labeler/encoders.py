@@ -98,6 +98,7 @@ class EmbeddingCache:
         self.path = Path(directory) / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._lock = threading.Lock()  # one connection, shared by a worker's threads
         with self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("CREATE TABLE IF NOT EXISTS emb (model TEXT NOT NULL, text TEXT NOT NULL, "
@@ -109,8 +110,9 @@ class EmbeddingCache:
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT text, dim, vec FROM emb WHERE model = ? AND text IN ({marks})",
-                                      [model, *chunk]).fetchall()
+            with self._lock:
+                rows = self._conn.execute(f"SELECT text, dim, vec FROM emb WHERE model = ? AND text IN ({marks})",
+                                          [model, *chunk]).fetchall()
             for text, dim, vec in rows:
                 arr = np.frombuffer(vec, dtype=np.float32)
                 if arr.shape[0] == dim:
@@ -120,7 +122,7 @@ class EmbeddingCache:
     def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         rows = [(model, h, int(v.shape[0]), v.tobytes()) for h, v in zip(hashes, vectors)]
-        with self._conn:
+        with self._lock, self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)", rows)
 
     def close(self) -> None:

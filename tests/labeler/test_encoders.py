@@ -80,3 +80,14 @@ def test_missing_model_is_a_clear_error(tmp_path):
     (broken / "config.json").write_text("{}")
     with pytest.raises(ModelNotAvailableError, match="broken"):
         Encoder(broken, cache=False).encode(["x"])
+
+
+def test_one_encoder_used_from_threads(tiny_bert):
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = Encoder(tiny_bert, device="cpu")
+    batches = [[f"issue {i} {j}" for j in range(5)] for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(enc.encode, batches))
+    for batch, vecs in zip(batches, results):
+        np.testing.assert_allclose(vecs, Encoder(tiny_bert, device="cpu").encode(batch), atol=1e-5)
