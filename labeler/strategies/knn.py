@@ -13,7 +13,9 @@ over the book's grid (k = 1..16, m = 1..k) by micro F1.
 
 Scores: ``predict_proba`` maps the vote count c (0..k) monotonically into [0, 1] so that
 **score >= 0.5 exactly when c >= m**: ``0.5 * c / m`` below m, ``0.5 + 0.5 * (c - m) / (k - m)``
-from m up. The default 0.5 threshold therefore reproduces "seen at least m times"; a decision
+from m up, plus a tie-break smaller than one vote (a similarity-weighted vote over the
+``k_max`` nearest issues; ``tiebreak="none"`` switches it off) so that labels with equal
+counts are ordered for top-k and per-label rules. The default 0.5 threshold therefore reproduces "seen at least m times"; a decision
 rule tuned by the bundle may still choose another cut (every cut is some vote count).
 
 Neighbour metadata (for ``explain``): pass ``metadata=[{"number": 12, "title": ...}, ...]``,
@@ -38,6 +40,8 @@ Parameters (all optional, JSON values):
 ``nlist``              None       IVF cells (None: about 4 * sqrt(n))
 ``nprobe``             16         IVF cells visited per query
 ``use_gpu``            "auto"     "auto" (when FAISS sees a GPU), true, or false
+``tiebreak``           "similarity"  order equal vote counts by a similarity-weighted vote over
+                                  the k_max nearest issues ("none": pure counts, the book's)
 =====================  =========  ===============================================================
 """
 
@@ -63,19 +67,27 @@ DEFAULTS: dict[str, Any] = {
     "model": None, "device": "auto", "batch_size": 32, "max_length": 256,
     "k": None, "m": None, "k_max": 16,
     "index": "auto", "approx_threshold": 50000, "hnsw_m": 32, "ef_search": 128,
-    "nlist": None, "nprobe": 16, "use_gpu": "auto",
+    "nlist": None, "nprobe": 16, "use_gpu": "auto", "tiebreak": "similarity",
 }
 #: without validation data (and no k/m given): the book's full-data choice, k=15, m=5,
 #: scaled down to small training sets
 DEFAULT_K, DEFAULT_M = 15, 5
 
 
-def vote_scores(counts: np.ndarray, k: int, m: int) -> np.ndarray:
-    """Vote counts (0..k) to scores in [0, 1], monotone, with score >= 0.5 iff count >= m."""
+def vote_scores(counts: np.ndarray, k: int, m: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Vote counts (0..k) to scores in [0, 1], monotone, with score >= 0.5 iff count >= m.
+
+    ``tiebreak`` (values in [0, 1], same shape) orders labels with equal counts: it adds at
+    most ``eps = 0.25 / (k + 1)``, less than the gap between two vote counts, so the order by
+    count and the 0.5 cut are kept."""
     counts = np.asarray(counts, dtype=float)
+    eps = 0.0 if tiebreak is None else 0.25 / (k + 1)
     low = 0.5 * counts / m
-    high = 0.5 + 0.5 * (counts - m) / max(k - m, 1)
-    return np.clip(np.where(counts >= m, high, low), 0.0, 1.0)
+    high = 0.5 + (0.5 - eps) * (counts - m) / max(k - m, 1)
+    scores = np.where(counts >= m, high, low)
+    if tiebreak is not None:
+        scores = scores + eps * np.clip(tiebreak, 0.0, 1.0)
+    return np.clip(scores, 0.0, 1.0)
 
 
 def build_index(vectors: np.ndarray, kind: str = "auto", *, approx_threshold: int = 50000,
@@ -243,8 +255,18 @@ class KNN(Strategy):
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
         k, m = self.fitted_info["k"], self.fitted_info["m"]
-        _, ids = self._neighbours(self.encoder.encode(texts), k)
-        return vote_scores(self._counts(ids, k), k, m)
+        sims, ids = self._neighbours(self.encoder.encode(texts), max(k, int(self.params["k_max"])))
+        return vote_scores(self._counts(ids, k), k, m, self._tiebreak(sims, ids))
+
+    def _tiebreak(self, sims: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+        """Similarity-weighted label vote over the k_max nearest issues, in [0, 1]: orders
+        labels with equal counts (and those with no vote among the k) for top-k and
+        per-label decisions, without changing "seen at least m times"."""
+        if self.params["tiebreak"] in (None, "none", False):
+            return None
+        weights = np.where(ids >= 0, np.clip(sims, 0.0, None), 0.0)
+        votes = np.einsum("nk,nkl->nl", weights, self.y[np.where(ids >= 0, ids, 0)].astype(float))
+        return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 
     def explain(self, text: str) -> dict[str, Any]:
         """Scores, votes and the k nearest training issues (id/number, title, labels,
@@ -252,14 +274,14 @@ class KNN(Strategy):
         if self.index is None:
             raise RuntimeError("knn is not fitted")
         k, m = self.fitted_info["k"], self.fitted_info["m"]
-        sims, ids = self._neighbours(self.encoder.encode([text]), k)
+        sims, ids = self._neighbours(self.encoder.encode([text]), max(k, int(self.params["k_max"])))
         counts = self._counts(ids, k)[0]
+        scores = vote_scores(counts[None], k, m, self._tiebreak(sims, ids))[0]
         neighbours = []
-        for sim, i in zip(sims[0], ids[0]):
+        for sim, i in zip(sims[0, :k], ids[0, :k]):
             if i < 0:
                 continue
             neighbours.append({**self.metadata[i], "similarity": round(float(sim), 4)})
-        scores = vote_scores(counts, k, m)
         return {"scores": dict(zip(self.labels, map(float, scores))),
                 "votes": {label: int(c) for label, c in zip(self.labels, counts)},
                 "k": k, "m": m, "neighbours": neighbours}

@@ -24,12 +24,17 @@ def _split(toy):
 
 
 def test_vote_scores_cut_at_half_is_seen_m_times():
-    for k in range(1, 17):
+    rng = np.random.default_rng(0)
+    for k in range(1, 33):
         for m in range(1, k + 1):
             counts = np.arange(k + 1)
-            scores = vote_scores(counts, k, m)
-            assert ((scores >= 0.5) == (counts >= m)).all()
-            assert (np.diff(scores) > 0).all() and scores.min() >= 0 and scores.max() <= 1
+            for tiebreak in (None, np.zeros(k + 1), np.ones(k + 1), rng.random(k + 1)):
+                scores = vote_scores(counts, k, m, tiebreak)
+                assert ((scores >= 0.5) == (counts >= m)).all()
+                assert (np.diff(scores) > 0).all() and scores.min() >= 0 and scores.max() <= 1
+            # the tie-break orders equal counts only
+            tied = vote_scores(np.array([m, m]), k, m, np.array([0.2, 0.9]))
+            assert tied[1] > tied[0]
 
 
 def test_fit_predict_save_reload(toy, tiny_bert, tmp_path):
