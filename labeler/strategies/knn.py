@@ -26,23 +26,23 @@ the neighbours' metadata (JSON) and the training label matrix (``.npz``).
 
 Parameters (all optional, JSON values):
 
-=====================  =========  ===============================================================
-``model``              None       encoder: hub id or directory; None = embedded all-MiniLM-L6-v2
-``device``             "auto"     torch device for encoding (cuda when available, else cpu)
-``batch_size``         32         encoding batch size
-``max_length``         256        tokens per issue (longer texts are truncated)
-``k``, ``m``           None       fix k and/or m instead of tuning them
-``k_max``              16         largest k tried when tuning (the book: k < 17)
-``index``              "auto"     "flat", "hnsw", "ivf", or "auto" (flat up to approx_threshold)
-``approx_threshold``   50000      training issues above which "auto" uses HNSW
-``hnsw_m``             32         HNSW graph degree
-``ef_search``          128        HNSW search depth
-``nlist``              None       IVF cells (None: about 4 * sqrt(n))
-``nprobe``             16         IVF cells visited per query
-``use_gpu``            "auto"     "auto" (when FAISS sees a GPU), true, or false
+=====================  ============  ============================================================
+``model``              None          encoder: hub id or directory; None = embedded all-MiniLM-L6-v2
+``device``             "auto"        torch device for encoding (cuda when available, else cpu)
+``batch_size``         32            encoding batch size
+``max_length``         256           tokens per issue (longer texts are truncated)
+``k``, ``m``           None          fix k and/or m instead of tuning them
+``k_max``              16            largest k tried when tuning (the book: k < 17)
+``index``              "auto"        "flat", "hnsw", "ivf", or "auto" (flat up to approx_threshold)
+``approx_threshold``   50000         training issues above which "auto" uses HNSW
+``hnsw_m``             32            HNSW graph degree
+``ef_search``          128           HNSW search depth
+``nlist``              None          IVF cells (None: about 4 * sqrt(n))
+``nprobe``             16            IVF cells visited per query
+``use_gpu``            "auto"        "auto" (when FAISS sees a GPU), true, or false
 ``tiebreak``           "similarity"  order equal vote counts by a similarity-weighted vote over
-                                  the k_max nearest issues ("none": pure counts, the book's)
-=====================  =========  ===============================================================
+                                     the k_max nearest issues ("none": pure counts, the book's)
+=====================  ============  ============================================================
 """
 
 from __future__ import annotations
