@@ -161,6 +161,8 @@ class KNN(Strategy):
         self.y: np.ndarray = np.zeros((0, len(self.labels)), dtype=np.int8)
         #: one dict per training issue (id/number, title, ...), set before fit or passed to it
         self.metadata: list[dict[str, Any]] | None = None
+        #: what explain shows of each training issue: the metadata plus defaults and labels
+        self.neighbour_info: list[dict[str, Any]] = []
 
     # -- pieces ---------------------------------------------------------------------------
     @property
@@ -199,8 +201,9 @@ class KNN(Strategy):
         metadata = metadata if metadata is not None else self.metadata
         if metadata is not None and len(metadata) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata entries")
+        self.fitted_info = {}
         self.y = self.binarize(label_sets)
-        self.metadata = [self._meta(i, text, label_set, (metadata or [None] * len(texts))[i])
+        self.neighbour_info = [self._meta(i, text, label_set, (metadata or [None] * len(texts))[i])
                          for i, (text, label_set) in enumerate(zip(texts, label_sets))]
         p = self.params
         vectors = self.encoder.encode(texts)
@@ -281,7 +284,7 @@ class KNN(Strategy):
         for sim, i in zip(sims[0, :k], ids[0, :k]):
             if i < 0:
                 continue
-            neighbours.append({**self.metadata[i], "similarity": round(float(sim), 4)})
+            neighbours.append({**self.neighbour_info[i], "similarity": round(float(sim), 4)})
         return {"scores": dict(zip(self.labels, map(float, scores))),
                 "votes": {label: int(c) for label, c in zip(self.labels, counts)},
                 "k": k, "m": m, "neighbours": neighbours}
@@ -294,7 +297,7 @@ class KNN(Strategy):
             raise RuntimeError("knn is not fitted")
         faiss.write_index(to_cpu(self.index), str(directory / INDEX_FILE))
         np.savez_compressed(directory / "labels.npz", y=self.y)
-        (directory / "neighbours.json").write_text(json.dumps(self.metadata, ensure_ascii=False))
+        (directory / "neighbours.json").write_text(json.dumps(self.neighbour_info, ensure_ascii=False))
 
     def _load(self, directory: Path) -> None:
         import faiss
@@ -303,6 +306,6 @@ class KNN(Strategy):
         self._set_index(cpu_index)
         with np.load(directory / "labels.npz", allow_pickle=False) as data:
             self.y = data["y"]
-        self.metadata = json.loads((directory / "neighbours.json").read_text())
-        if self.index.ntotal != len(self.y) or len(self.metadata) != len(self.y):
+        self.neighbour_info = json.loads((directory / "neighbours.json").read_text())
+        if self.index.ntotal != len(self.y) or len(self.neighbour_info) != len(self.y):
             raise ValueError(f"{directory}: index, labels and metadata disagree in size")

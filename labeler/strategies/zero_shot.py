@@ -192,7 +192,7 @@ class ZeroShot(Strategy):
             unlabelled: Sequence[str] | None = None) -> "ZeroShot":
         if len(texts) != len(label_sets):
             raise ValueError(f"{len(texts)} texts but {len(label_sets)} label sets")
-        self.fitted_info["variant"] = self.variant
+        self.fitted_info = {"variant": self.variant}
         self.fitted_info["hypotheses"] = self.hypotheses()
         if self.variant == "embedding":
             self.label_vectors = self.encoder.encode(self.hypotheses())

@@ -179,3 +179,15 @@ def test_cache_switched_off_for_timing(toy, tiny_bert, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, "off")
     assert knn.encoder.cache is None
     np.testing.assert_allclose(knn.predict_proba(texts), cached)
+
+
+def test_refit_with_other_data(toy, tiny_bert):
+    texts, label_sets, valid, labels = _split(toy)
+    knn = KNN(labels, model=str(tiny_bert))
+    knn.metadata = [{"number": i} for i in range(8)]
+    knn.fit(texts, label_sets, valid=valid)
+    assert knn.metadata == [{"number": i} for i in range(8)]  # the caller's list is not changed
+    knn.metadata = None
+    knn.fit(texts[:5], label_sets[:5])
+    assert "valid_micro_f1" not in knn.fitted_info and len(knn.neighbour_info) == 5
+    assert knn.explain(texts[0])["neighbours"][0]["id"] == 0
