@@ -1,0 +1,272 @@
+"""Sentence encoders with an on-disk embedding cache.
+
+:class:`Encoder` turns texts into mean-pooled, L2-normalised sentence embeddings with
+sentence-transformers. A model is named as in :func:`labeler.models.resolve_model`: ``None``
+or ``"default"`` for the embedded all-MiniLM-L6-v2, a local directory, or a hub id (which must
+be in the local Hugging Face cache when the hub is unreachable). The device is CUDA when torch
+sees it, else CPU, unless ``device`` says otherwise.
+
+Every embedding is cached on disk, keyed by the model's identity (its resolved location, a
+fingerprint of its files and ``max_length``) and the SHA-256 of the text, so repeated
+experiments never encode the same issue twice, and a run where everything is cached does not
+even load the model. The cache is one SQLite file (float32 bytes, no pickles) under
+``~/.cache/issue-labeler/embeddings``; set ``ISSUE_LABELER_CACHE`` to move it, or to ``off``
+to disable it (``cache=False`` does the same for one encoder).
+
+Very long texts are cut to ``max_length * 16`` characters before tokenizing (the tokenizer
+truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
+and the empty text is encoded like any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from labeler.errors import ModelNotAvailableError
+from labeler.models import DEFAULT_ENCODER, pick_device, resolve_model
+
+log = logging.getLogger(__name__)
+
+#: environment variable naming the cache directory (or ``off``)
+CACHE_ENV = "ISSUE_LABELER_CACHE"
+#: characters kept per token of ``max_length`` before tokenizing
+CHARS_PER_TOKEN = 16
+#: encode at least this many uncached texts before a progress bar is shown
+PROGRESS_MIN = 256
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_FINGERPRINTS: dict[tuple[str, float], str] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path | None:
+    """The embedding cache directory, or ``None`` when caching is switched off."""
+    value = os.environ.get(CACHE_ENV)
+    if value and value.lower() in ("off", "0", "false", "none"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "issue-labeler" / "embeddings"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def model_fingerprint(path: str) -> str:
+    """A hash of a model directory's files (names, sizes, and the content of everything but
+    large weight files, which count by size and a hash of their first and last MiB).
+    A hub id that is not a directory counts by its name."""
+    root = Path(path)
+    if not root.is_dir():
+        return hashlib.sha256(path.encode()).hexdigest()
+    stamp = max((p.stat().st_mtime for p in root.rglob("*") if p.is_file()), default=0.0)
+    key = (str(root.resolve()), stamp)
+    if key in _FINGERPRINTS:
+        return _FINGERPRINTS[key]
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        rel = p.relative_to(root).as_posix()
+        if rel.startswith(".") or "/." in rel or rel.endswith(".md"):
+            continue  # caches, locks and READMEs do not change the embeddings
+        size = p.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with p.open("rb") as f:
+            if size <= 4 << 20:
+                h.update(f.read())
+            else:
+                h.update(f.read(1 << 20))
+                f.seek(-(1 << 20), os.SEEK_END)
+                h.update(f.read())
+    _FINGERPRINTS[key] = h.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+class EmbeddingCache:
+    """Embeddings by (model key, text hash) in one SQLite file; safe across processes."""
+
+    def __init__(self, directory: str | Path):
+        self.path = Path(directory) / "embeddings.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._lock = threading.Lock()  # one connection, shared by a worker's threads
+        with self._conn:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS emb (model TEXT NOT NULL, text TEXT NOT NULL, "
+                               "dim INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, text))")
+
+    def get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._conn.execute(f"SELECT text, dim, vec FROM emb WHERE model = ? AND text IN ({marks})",
+                                          [model, *chunk]).fetchall()
+            for text, dim, vec in rows:
+                arr = np.frombuffer(vec, dtype=np.float32)
+                if arr.shape[0] == dim:
+                    found[text] = arr
+        return found
+
+    def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [(model, h, int(v.shape[0]), v.tobytes()) for h, v in zip(hashes, vectors)]
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Encoder:
+    """Mean-pooled, normalised sentence embeddings of texts, cached on disk.
+
+    ``model``: hub id, local directory, or ``None``/``"default"`` for the embedded
+    all-MiniLM-L6-v2. ``device``: ``None``/``"auto"`` (CUDA if available, else CPU) or any
+    torch device string. ``batch_size`` and ``max_length`` (tokens; longer texts are
+    truncated) are passed to sentence-transformers. ``cache``: ``True`` uses
+    :func:`cache_dir`, ``False`` disables caching, a path puts the cache there.
+    ``progress``: ``None`` shows a tqdm bar only when many texts need encoding.
+
+    A model that is neither a directory nor available from the hub (or its cache, offline)
+    raises :class:`~labeler.errors.ModelNotAvailableError` at construction.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str | None = None,
+                 batch_size: int = 32, max_length: int = 256, cache: bool | str | os.PathLike = True,
+                 progress: bool | None = None):
+        self.name = str(model) if model is not None else DEFAULT_ENCODER
+        self.path = resolve_model(model)
+        self.device = pick_device(device)
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.progress = progress
+        if self.batch_size < 1 or self.max_length < 1:
+            raise ValueError("batch_size and max_length must be positive")
+        self.key = hashlib.sha256(
+            f"{model_fingerprint(self.path)}|max_length={self.max_length}|mean|l2".encode()).hexdigest()[:32]
+        directory = cache_dir() if cache is True else (Path(cache) if cache else None)
+        self.cache: EmbeddingCache | None = None
+        if directory is not None:
+            try:
+                self.cache = EmbeddingCache(directory)
+            except (OSError, sqlite3.Error) as exc:  # read-only home, full disk: encode anyway
+                log.warning("embedding cache %s unusable (%s): encoding without a cache", directory, exc)
+        self._dim: int | None = None
+        #: counters for callers and tests: texts encoded by the model vs found in the cache
+        self.stats = {"encoded": 0, "cached": 0}
+
+    # -- the model, loaded on first need and shared by encoders in this process -----------
+    @property
+    def model(self):
+        key = (self.key, self.device)
+        with _LOCK:
+            if key not in _MODELS:
+                _MODELS[key] = self._load()
+        return _MODELS[key]
+
+    def _load(self):
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.path, device=self.device)
+        except Exception as exc:  # noqa: BLE001 - one clear message for a broken model dir
+            raise ModelNotAvailableError(
+                f"could not load the encoder {self.name!r} from {self.path}: {type(exc).__name__}: {exc}. "
+                "Point the model parameter at a local sentence-transformers or transformers model "
+                "directory, or leave it unset for the embedded all-MiniLM-L6-v2.") from None
+        limit = _position_limit(model)
+        if limit and self.max_length > limit:
+            log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
+        model.max_seq_length = min(self.max_length, limit or self.max_length)
+        return model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.model.encode([""], normalize_embeddings=True, show_progress_bar=False).shape[1])
+        return self._dim
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``: float32, shape ``(len(texts), dim)``, rows of unit norm."""
+        texts = ["" if t is None else str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hashes = [text_hash(t) for t in texts]
+        found = self.cache.get(self.key, hashes) if self.cache is not None else {}
+        todo: dict[str, str] = {}
+        for h, t in zip(hashes, texts):
+            if h not in found and h not in todo:
+                todo[h] = t
+        self.stats["cached"] += len(texts) - sum(1 for h in hashes if h in todo)
+        if todo:
+            found.update(self._encode_new(list(todo), list(todo.values())))
+        out = np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+        self._dim = out.shape[1]
+        return out
+
+    def _encode_new(self, hashes: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+        from tqdm.auto import tqdm
+
+        limit = self.max_length * CHARS_PER_TOKEN
+        texts = [t[:limit] for t in texts]
+        show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN
+        # chunks of several batches: the cache keeps what was done if a long run is stopped
+        chunk = self.batch_size * 8
+        out: dict[str, np.ndarray] = {}
+        model = self.model
+        with tqdm(total=len(texts), desc=f"encoding ({self.name})", unit="text",
+                  disable=not show) as bar:
+            for start in range(0, len(texts), chunk):
+                part = texts[start:start + chunk]
+                vecs = model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+                vecs = np.asarray(vecs, dtype=np.float32)
+                if self.cache is not None:
+                    try:
+                        self.cache.put(self.key, hashes[start:start + chunk], vecs)
+                    except sqlite3.Error as exc:
+                        log.warning("could not write to the embedding cache (%s): not caching", exc)
+                        self.cache = None
+                out.update(zip(hashes[start:start + chunk], vecs))
+                self.stats["encoded"] += len(part)
+                bar.update(len(part))
+        return out
+
+
+def _position_limit(model) -> int | None:
+    """The most tokens the encoder's position embeddings take (RoBERTa-like models keep two
+    positions for padding), or None when unknown."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if any(name in (config.model_type or "") for name in ("roberta", "camembert", "mpnet", "longformer")):
+        limit -= 2
+    return limit
+
+
+_ENCODERS: dict[tuple, Encoder] = {}
+
+
+def get_encoder(model: str | os.PathLike | None = None, *, device: str | None = None, batch_size: int = 32,
+                max_length: int = 256, cache: bool | str = True) -> Encoder:
+    """An :class:`Encoder`, shared between callers in this process that ask for the same one
+    (so a bot or a benchmark loads each model once)."""
+    key = (str(model) if model is not None else None, pick_device(device), int(batch_size), int(max_length),
+           str(cache_dir()) if cache is True else str(cache))
+    if key not in _ENCODERS:
+        _ENCODERS[key] = Encoder(model, device=device, batch_size=batch_size, max_length=max_length, cache=cache)
+    return _ENCODERS[key]

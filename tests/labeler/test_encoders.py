@@ -1,0 +1,93 @@
+"""Encoders: normalised embeddings, the on-disk cache, bad inputs, missing models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeler.encoders import CACHE_ENV, Encoder, cache_dir, get_encoder
+from labeler.errors import ModelNotAvailableError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_embeddings_are_normalised(tiny_bert):
+    enc = Encoder(tiny_bert, device="cpu")
+    vecs = enc.encode(["crash when loading", "docs are unclear", ""])
+    assert vecs.shape == (3, 32) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert enc.encode([]).shape == (0, 32)
+
+
+def test_cache_avoids_encoding_twice(tiny_bert, _cache):
+    texts = ["crash when loading", "docs are unclear", "crash when loading"]
+    first = Encoder(tiny_bert, device="cpu")
+    a = first.encode(texts)
+    assert first.stats == {"encoded": 2, "cached": 0}  # the duplicate is encoded once
+    assert (_cache / "embeddings.sqlite").is_file()
+    second = Encoder(tiny_bert, device="cpu")
+    b = second.encode(texts + ["a new one"])
+    assert second.stats == {"encoded": 1, "cached": 3}
+    np.testing.assert_array_equal(a, b[:3])
+    # a different max_length is a different model identity
+    assert Encoder(tiny_bert, device="cpu", max_length=16).key != first.key
+
+
+def test_cache_can_be_switched_off(tiny_bert, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert cache_dir() is None
+    enc = Encoder(tiny_bert, device="cpu")
+    assert enc.cache is None
+    enc.encode(["x"])
+    enc.encode(["x"])
+    assert enc.stats["encoded"] == 2
+
+
+def test_unusable_cache_is_not_fatal(tiny_bert, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    enc = Encoder(tiny_bert, device="cpu", cache=blocker / "cache")
+    assert enc.cache is None and enc.encode(["x"]).shape == (1, 32)
+
+
+def test_long_and_odd_texts(tiny_bert):
+    enc = Encoder(tiny_bert, device="cpu", max_length=32, cache=False, progress=True)
+    vecs = enc.encode(["word " * 40_000, "", "   ", "ünïcödé 🐛"])
+    assert vecs.shape == (4, 32) and np.isfinite(vecs).all()
+
+
+def test_max_length_beyond_the_model_is_clamped(tiny_bert):
+    enc = Encoder(tiny_bert, device="cpu", max_length=1000, cache=False)
+    assert enc.encode(["word " * 2000]).shape == (1, 32)  # tiny_bert has 160 positions
+    assert enc.model.max_seq_length == 160
+
+
+def test_get_encoder_is_shared(tiny_bert):
+    assert get_encoder(str(tiny_bert), device="cpu") is get_encoder(str(tiny_bert), device="cpu")
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        Encoder(tmp_path / "no-such-model")
+    with pytest.raises(ModelNotAvailableError, match="local-dir"):
+        Encoder("nobody/no-such-encoder")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    with pytest.raises(ModelNotAvailableError, match="broken"):
+        Encoder(broken, cache=False).encode(["x"])
+
+
+def test_one_encoder_used_from_threads(tiny_bert):
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = Encoder(tiny_bert, device="cpu")
+    batches = [[f"issue {i} {j}" for j in range(5)] for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(enc.encode, batches))
+    for batch, vecs in zip(batches, results):
+        np.testing.assert_allclose(vecs, Encoder(tiny_bert, device="cpu").encode(batch), atol=1e-5)
