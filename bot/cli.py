@@ -72,7 +72,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     from werkzeug.serving import make_server
 
     from bot.app import create_app
-    from bot.predictor import BundlePredictor
+    from bot.predictor import BundlePredictor, PredictorUnavailable
     from bot.queue import TaskQueue, make_huey
     from bot.settings import Settings, SettingsError, build_worker
 
@@ -87,8 +87,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
             generated = False
         secret = settings.require_secret()
         worker = build_worker(settings)
+        warning = worker.predictor.check()
     except SettingsError as exc:
         _fail(str(exc))
+    except PredictorUnavailable as exc:
+        _fail(f"the model bundle cannot be used: {exc}")
     queue = TaskQueue(make_huey(settings.queue_url), lambda: worker, stale_after=0)
     # this process is the only worker of this queue: whatever was 'processing' was ours
     queue.recover(stale_after=0, store=worker.store)
@@ -101,6 +104,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{server.server_port}/healthz")
     typer.echo(f"  model: {model}; {'DRY-RUN (no GitHub credentials: nothing is written to GitHub)' if settings.dry_run else 'live'}")
     typer.echo(f"  store: {settings.database_url}; queue: {settings.queue_url}")
+    if warning:
+        typer.echo(f"  WARNING: {warning}", err=True)
     if generated:
         headers, body = example_delivery(secret)
         typer.echo(f"  generated webhook secret for this run: {secret}")
@@ -162,3 +167,7 @@ def export_corrections(output: Optional[Path] = typer.Option(None, "--output", "
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

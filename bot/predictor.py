@@ -67,6 +67,22 @@ class BundlePredictor:
             return f"bundle {self.bundle_path}"
         return f"{self.fallback_strategy} on each repository's labels (no trained bundle configured)"
 
+    def check(self) -> str | None:
+        """Fail fast at startup: load the default bundle (raises :class:`PredictorUnavailable`
+        when it is unusable); with no bundle, return a warning when the fallback strategy
+        cannot be imported (issues would then fail until a bundle is configured)."""
+        if self.bundle_path:
+            self._bundle_for({}, None)
+            return None
+        try:
+            from labeler.strategies import get_strategy
+
+            get_strategy(self.fallback_strategy)
+        except (KeyError, ImportError) as exc:
+            return (f"no trained bundle (ISSUE_LABELER_BUNDLE) and the {self.fallback_strategy!r} strategy "
+                    f"is not available ({exc}): issues will fail until one is configured")
+        return None
+
     def _cached(self, key: Any, build) -> tuple[Any, str]:
         with self._lock:
             if key in self._bundles:

@@ -119,3 +119,18 @@ def test_settings_from_env_and_dry_run_labels(tmp_path):
         build_github(Settings.from_env({"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY": str(tmp_path / "none.pem")}))
     with pytest.raises(SettingsError):
         Settings.from_env({"ISSUE_LABELER_CONFIG": str(tmp_path / "none.yml")}).local_config_text()
+
+
+def test_predictor_check(tmp_path):
+    assert BundlePredictor(fallback_strategy=TEST_STRATEGY).check() is None
+    assert "not available" in BundlePredictor(fallback_strategy="no_such_strategy").check()
+    with pytest.raises(PredictorUnavailable):
+        BundlePredictor(tmp_path / "missing").check()
+
+
+def test_serve_refuses_a_broken_bundle(monkeypatch, tmp_path):
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("ISSUE_LABELER_DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    monkeypatch.setenv("ISSUE_LABELER_BUNDLE", str(tmp_path / "missing"))
+    result = runner.invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 2 and "bundle" in result.output
