@@ -57,7 +57,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[k]
 
 
-def generate(url: str, secret: str, rate: float, n: int, first_number: int, out: "mp.Queue") -> None:
+def generate(url: str, secret: str, rate: float, n: int, first_number: int, out: "mp.Queue", nonce: str = "") -> None:
     """The load generator (runs in its own process): open-loop, event i is sent at
     t0 + i / rate whatever the answers, from a pool of threads."""
     import requests
@@ -92,7 +92,7 @@ def generate(url: str, secret: str, rate: float, n: int, first_number: int, out:
     for i in range(n):
         number = first_number + i
         payload = {"action": "opened",
-                   "issue": {"number": number, "title": f"{TITLES[number % len(TITLES)]} (#{number})",
+                   "issue": {"number": number, "title": f"{TITLES[number % len(TITLES)]} (run {nonce} #{number})",
                              "body": "Steps to reproduce: run the example. Expected: it works." if number % 3 else None,
                              "user": {"login": f"user{number}", "type": "User"}, "labels": [], "state": "open"},
                    "repository": {"full_name": "bench/repo", "default_branch": "main"},
@@ -136,6 +136,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bot-load-"))
     secret = secrets.token_hex(16)
+    nonce = secrets.token_hex(4)  # new texts every run: no embedding cache can answer for the model
     port = free_port()
     env = {**os.environ, "GITHUB_WEBHOOK_SECRET": secret,
            "ISSUE_LABELER_DATABASE_URL": f"sqlite:///{tmp / 'store.sqlite3'}",
@@ -161,7 +162,7 @@ def main() -> None:
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         t = time.perf_counter()
-        p = ctx.Process(target=generate, args=(f"{base}/webhook", secret, 1.0, 1, 0, q))
+        p = ctx.Process(target=generate, args=(f"{base}/webhook", secret, 1.0, 1, 0, q, nonce))
         p.start()
         q.get(timeout=60)
         p.join()
@@ -175,20 +176,20 @@ def main() -> None:
             if time.monotonic() - started > args.max_seconds:
                 print(f"stopping: --max-seconds {args.max_seconds} reached", file=sys.stderr)
                 break
-            p = ctx.Process(target=generate, args=(f"{base}/webhook", secret, rate, args.n, number, q))
+            p = ctx.Process(target=generate, args=(f"{base}/webhook", secret, rate, args.n, number, q, nonce))
             p.start()
             results = q.get(timeout=args.max_seconds)
             p.join()
             while unfinished(db) and time.monotonic() - started < args.max_seconds:
                 time.sleep(0.05)
-            firsts = {}
-            for r in sorted(results, key=lambda r: r["sent_at"]):
-                firsts.setdefault(r["delivery"], r)
-            accepted = [r for r in firsts.values() if r["status"] == 202]
-            redelivered = [r for r in results if r not in firsts.values()]
+            # a delivery is accepted when one of its sends got 202; the other send of a
+            # redelivered pair must get 200 "duplicate" (whichever reached the server first)
+            accepted_ids = sorted({r["delivery"] for r in results if r["status"] == 202})
+            n_redelivered = len(results) - len({r["delivery"] for r in results})
+            dup_acks = sum(1 for r in results if r["status"] == 200)
             span = max(r["done_at"] for r in results) - min(r["sent_at"] for r in results)
             lat = [r["latency"] * 1000 for r in results]
-            ids = [r["delivery"] for r in accepted]
+            ids = accepted_ids
             with sqlite3.connect(db) as c:
                 marks = ",".join("?" * len(ids))
                 done = c.execute(f"select count(*) from deliveries where status='done' and delivery_id in ({marks})",
@@ -197,11 +198,11 @@ def main() -> None:
                 doubled = c.execute(f"select count(*) from (select issue_number from predictions where issue_number "
                                     f"between ? and ? group by issue_number having count(*) > 1)",
                                     (number, number + args.n - 1)).fetchone()[0]
-            rows.append({"rate": rate, "sent": len(results), "redeliveries": len(redelivered),
-                         "dup_acks": sum(1 for r in redelivered if r["status"] == 200),
-                         "accepted_per_s": len(accepted) / span if span else float("nan"),
+            rows.append({"rate": rate, "sent": len(results), "redeliveries": n_redelivered, "dup_acks": dup_acks,
+                         "errors": sum(1 for r in results if r["status"] not in (200, 202)),
+                         "accepted_per_s": len(ids) / span if span else float("nan"),
                          "ack_p50": percentile(lat, 50), "ack_p99": percentile(lat, 99),
-                         "accepted": len(accepted), "processed": done, "lost": len(accepted) - done,
+                         "accepted": len(ids), "processed": done, "lost": len(ids) - done,
                          "doubled": doubled, "decide_p50": percentile(decided, 50),
                          "decide_p99": percentile(decided, 99)})
             number += args.n
@@ -217,7 +218,7 @@ def main() -> None:
             "| lost | doubled | delivery->labels p50 s | p99 s |")
     lines = [head, "|" + "---|" * 10]
     for r in rows:
-        lines.append(f"| {r['rate']:g} | {r['sent']} ({r['redeliveries']}, {r['dup_acks']} acked as duplicate) "
+        lines.append(f"| {r['rate']:g} | {r['sent']} ({r['redeliveries']} redelivered, {r['dup_acks']} acked as duplicate, {r['errors']} errors) "
                      f"| {r['accepted_per_s']:.1f} | {r['ack_p50']:.1f} | {r['ack_p99']:.1f} | "
                      f"{r['processed']}/{r['accepted']} | {r['lost']} | {r['doubled']} | {r['decide_p50']:.2f} | "
                      f"{r['decide_p99']:.2f} |")
