@@ -92,8 +92,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
         _fail(str(exc))
     except PredictorUnavailable as exc:
         _fail(f"the model bundle cannot be used: {exc}")
-    queue = TaskQueue(make_huey(settings.queue_url), lambda: worker, stale_after=0)
-    # this process is the only worker of this queue: whatever was 'processing' was ours
+    queue = TaskQueue(make_huey(settings.queue_url), lambda: worker)
+    # at startup this process is the only worker of this queue: whatever was 'processing' was
+    # a task of a previous run that died. (The periodic recovery keeps the 10-minute lease.)
     queue.recover(stale_after=0, store=worker.store)
     model = BundlePredictor(settings.bundle, settings.models_dir).describe()
     web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,

@@ -9,7 +9,7 @@ Tables, and who writes them:
 ``predictions``        what the model said about an issue (scores, chosen labels, model
                        version) and what the policy decided, one row per delivery.
 ``applied_labels``     labels the bot added (or would have added, in dry-run), UNIQUE per
-                       (repo, issue, label): the bot never adds the same label twice.
+                       (repo, issue, label, dry_run): the bot never adds a label twice.
 ``comments``           the one suggestion comment per issue (edited in place).
 ``human_label_events`` labels people added or removed, ``after_bot`` when the bot had acted:
                        removals are never undone; after-bot events are the corrections that
@@ -82,7 +82,8 @@ class PredictionRow(Base):
 
 class AppliedLabelRow(Base):
     __tablename__ = "applied_labels"
-    __table_args__ = (UniqueConstraint("repo", "issue_number", "label"),)
+    # dry-run records are kept apart, so switching a store from dry-run to live starts clean
+    __table_args__ = (UniqueConstraint("repo", "issue_number", "label", "dry_run"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo: Mapped[str] = mapped_column(String(300))
     issue_number: Mapped[int] = mapped_column(Integer)
@@ -270,27 +271,22 @@ class Store:
                 pass
         return new
 
-    def unrecord_applied(self, repo: str, issue_number: int, labels: list[str], delivery_id: str) -> None:
-        """Undo :meth:`record_applied` when the GitHub call failed (it will be retried)."""
-        with self.session.begin() as s:
-            for row in s.execute(select(AppliedLabelRow).where(
-                    AppliedLabelRow.repo == repo, AppliedLabelRow.issue_number == issue_number,
-                    AppliedLabelRow.label.in_(labels), AppliedLabelRow.delivery_id == delivery_id)).scalars():
-                s.delete(row)
-
-    def bot_labels(self, repo: str, issue_number: int) -> list[str]:
+    def bot_labels(self, repo: str, issue_number: int, dry_run: bool = False) -> list[str]:
+        """Labels the bot added to this issue (in dry-run: would have added)."""
         with self.session() as s:
             return list(s.execute(select(AppliedLabelRow.label).where(
-                AppliedLabelRow.repo == repo, AppliedLabelRow.issue_number == issue_number)).scalars())
+                AppliedLabelRow.repo == repo, AppliedLabelRow.issue_number == issue_number,
+                AppliedLabelRow.dry_run.is_(dry_run)).order_by(AppliedLabelRow.id)).scalars())
 
-    def bot_acted(self, repo: str, issue_number: int) -> bool:
+    def bot_acted(self, repo: str, issue_number: int, dry_run: bool = False) -> bool:
         """True once the bot added a label or posted a suggestion on this issue."""
         with self.session() as s:
-            if s.execute(select(AppliedLabelRow.id).where(AppliedLabelRow.repo == repo,
-                                                          AppliedLabelRow.issue_number == issue_number).limit(1)).first():
+            if s.execute(select(AppliedLabelRow.id).where(
+                    AppliedLabelRow.repo == repo, AppliedLabelRow.issue_number == issue_number,
+                    AppliedLabelRow.dry_run.is_(dry_run)).limit(1)).first():
                 return True
-            return s.execute(select(CommentRow.id).where(CommentRow.repo == repo,
-                                                         CommentRow.issue_number == issue_number)).first() is not None
+            return s.execute(select(CommentRow.id).where(CommentRow.repo == repo, CommentRow.issue_number == issue_number,
+                                                         CommentRow.dry_run.is_(dry_run))).first() is not None
 
     def removed_labels(self, repo: str, issue_number: int) -> list[str]:
         with self.session() as s:

@@ -147,11 +147,11 @@ class Worker:
     def _human_label(self, d: sansio.Delivery, kind: str) -> tuple[str, dict[str, Any]]:
         repo, number, issue = d.repo, d.issue_number, d.issue or {}
         label = d.payload["label"]["name"]
-        if kind == sansio.HUMAN_ADDED and label in self.store.bot_labels(repo, number):
+        if kind == sansio.HUMAN_ADDED and label in self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
             # With a personal token GitHub reports the bot's own labels as added by that user.
             return "ignored", {"reason": f"{label!r} was added by the bot"}
         sender = d.payload.get("sender") if isinstance(d.payload.get("sender"), dict) else {}
-        after_bot = self.store.bot_acted(repo, number)
+        after_bot = self.store.bot_acted(repo, number, dry_run=self.github.dry_run)
         self.store.record_human_label(
             delivery_id=d.delivery_id, repo=repo, issue_number=number, label=label,
             action="added" if kind == sansio.HUMAN_ADDED else "removed", actor=sender.get("login"),
@@ -164,9 +164,9 @@ class Worker:
     def _label(self, d: sansio.Delivery, claimed: Claimed) -> tuple[str, dict[str, Any]]:
         repo, number, inst = d.repo, d.issue_number, d.installation_id
         issue = d.issue or {}
-        if d.action == "edited" and self.store.bot_labels(repo, number):
+        if d.action == "edited" and self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
             return "ignored", {"reason": "edited after the bot labelled it"}
-        if d.action == "opened" and self.store.bot_labels(repo, number):
+        if d.action == "opened" and self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
             return "ignored", {"reason": "the bot already labelled this issue"}
         if d.event == "issues" and isinstance(issue.get("pull_request"), dict):
             is_pr = True
@@ -216,7 +216,7 @@ class Worker:
 
         applied: list[str] = []
         if decision.apply:
-            already = set(self.store.bot_labels(repo, number))
+            already = set(self.store.bot_labels(repo, number, dry_run=self.github.dry_run))
             to_add = [(l, s) for l, s in decision.apply if l not in already]
             if to_add:
                 # GitHub first, then the record: if we crash in between, the retry adds the
@@ -240,7 +240,7 @@ class Worker:
     def _decide(self, repo: str, number: int, issue: dict, config: RepoConfig,
                 repo_labels: dict[str, str | None]):
         current = sansio.label_names(issue)
-        applied_by_bot = self.store.bot_labels(repo, number)
+        applied_by_bot = self.store.bot_labels(repo, number, dry_run=self.github.dry_run)
         human = {l.lower() for l in current} - {l.lower() for l in applied_by_bot}
         if config.skip_if_labelled and human:
             return LabelDecision(reason="a human already labelled this issue"), None

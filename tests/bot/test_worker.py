@@ -250,3 +250,14 @@ def test_real_payloads_never_crash_the_worker(store, worker, shared_fixtures):
     assert set(statuses.values()) <= {"done", "ignored", "skipped"}
     assert statuses["issues/opened.with-empty-body.payload.json"] == "done"
     assert statuses["installation/created.payload.json"] == "done"
+
+
+def test_dry_run_records_do_not_block_going_live(store, predictor, fake_github):
+    from bot.github import DryRunGitHub
+
+    dry = Worker(store, DryRunGitHub(config_text="threshold: 0.5"), predictor)
+    deliver(store, dry, issue_payload(title="a bug"))
+    assert store.bot_labels("octo/repo", 7, dry_run=True) == ["bug"] and store.bot_labels("octo/repo", 7) == []
+    live = Worker(store, fake_github, predictor)
+    out = deliver(store, live, issue_payload("reopened", title="a bug"))
+    assert out.result["applied"] == ["bug"] and fake_github.added == [("octo/repo", 7, ["bug"])]
