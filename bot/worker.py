@@ -11,7 +11,8 @@ the worker.
 The labelling flow for ``issues`` opened / reopened / edited (and ``pull_request`` when the
 repo config enables it):
 
-1. read the repository's labels and ``.github/issue-labeler.yml`` (invalid: skip, logged);
+1. read the repository's labels and ``.github/issue-labeler.yml`` (cached for a minute;
+   invalid: skip, logged);
 2. skip bots / listed authors, mode ``off``, edits after the bot already labelled;
 3. wait out the config's ``delay`` (re-queued without counting as an attempt), then re-read
    the issue so labels humans added meanwhile are seen;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +60,7 @@ class Worker:
     def __init__(self, store: Store, github: GitHubClient, predictor: Predictor, *,
                  bot_logins: set[str] | frozenset[str] = frozenset(), max_attempts: int = 5,
                  backoff_base: float = 2.0, backoff_cap: float = 3600.0,
-                 default_config_text: str | None = None, clock=time.time):
+                 default_config_text: str | None = None, repo_cache_seconds: float = 60.0, clock=time.time):
         self.store = store
         self.github = github
         self.predictor = predictor
@@ -68,6 +70,27 @@ class Worker:
         self.backoff_cap = backoff_cap
         self.default_config_text = default_config_text
         self.clock = clock
+        # (labels, config text) per repository for a minute: a burst of issues costs GitHub
+        # one write each instead of two reads and a write. A changed config or a new label
+        # is seen within repo_cache_seconds.
+        self.repo_cache_seconds = repo_cache_seconds
+        self._repo_cache: dict[tuple[str, int | None], tuple[float, dict[str, str | None], str | None]] = {}
+        self._cache_lock = threading.Lock()
+
+    def repo_state(self, repo: str, installation_id: int | None) -> tuple[dict[str, str | None], str | None]:
+        """The repository's labels (name -> description) and config text, cached briefly."""
+        key = (repo, installation_id)
+        with self._cache_lock:
+            hit = self._repo_cache.get(key)
+        if hit and self.clock() - hit[0] < self.repo_cache_seconds:
+            return hit[1], hit[2]
+        config_text = self.github.config_text(repo, installation_id)
+        labels = self.github.labels(repo, installation_id)
+        with self._cache_lock:
+            if len(self._repo_cache) > 10_000:
+                self._repo_cache.clear()
+            self._repo_cache[key] = (self.clock(), labels, config_text)
+        return labels, config_text
 
     # -- entry point ----------------------------------------------------------------------
     def process(self, delivery_id: str) -> Outcome:
@@ -173,7 +196,7 @@ class Worker:
         else:
             is_pr = d.event == "pull_request"
 
-        config_text = self.github.config_text(repo, inst)
+        repo_labels, config_text = self.repo_state(repo, inst)
         if config_text is None:
             config_text = self.default_config_text
         config, error = parse_config(config_text)
@@ -191,7 +214,6 @@ class Worker:
         if login.lower() in {a.lower() for a in config.skip_authors}:
             return "skipped", {"reason": f"author {login} is in skip_authors"}
 
-        repo_labels = self.github.labels(repo, inst)
         warnings = [f"config names label {l!r}, which {repo} does not have; ignored"
                     for l in config.unknown_labels(repo_labels)]
         for w in warnings:

@@ -29,4 +29,5 @@ def predictor() -> BundlePredictor:
 
 @pytest.fixture
 def worker(store, fake_github, predictor) -> Worker:
-    return Worker(store, fake_github, predictor, max_attempts=3, backoff_base=0.01)
+    # no repo cache: tests change the fake repository's config between deliveries
+    return Worker(store, fake_github, predictor, max_attempts=3, backoff_base=0.01, repo_cache_seconds=0)

@@ -261,3 +261,24 @@ def test_dry_run_records_do_not_block_going_live(store, predictor, fake_github):
     live = Worker(store, fake_github, predictor)
     out = deliver(store, live, issue_payload("reopened", title="a bug"))
     assert out.result["applied"] == ["bug"] and fake_github.added == [("octo/repo", 7, ["bug"])]
+
+
+def test_repository_labels_and_config_are_cached_briefly(store, predictor):
+    now = [0.0]
+
+    class Counting(FakeGitHub):
+        reads = 0
+
+        def labels(self, repo, installation_id):
+            type(self).reads += 1
+            return super().labels(repo, installation_id)
+
+    gh = Counting(config="threshold: 0.5")
+    w = Worker(store, gh, predictor, repo_cache_seconds=60, clock=lambda: now[0])
+    for n in range(3):
+        deliver(store, w, issue_payload(number=n, title="a bug"))
+    assert Counting.reads == 1 and len(gh.added) == 3
+    gh.config = "mode: 'off'"
+    now[0] = 61
+    assert deliver(store, w, issue_payload(number=9, title="a bug")).status == "skipped"
+    assert Counting.reads == 2
