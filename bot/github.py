@@ -88,6 +88,11 @@ def retry_delay(status: int | None, headers: Mapping[str, Any] | None, attempt: 
     now = time.time() if now is None else now
     backoff = min(cap, base * 2 ** max(attempt - 1, 0))
     retry_after = _get(headers, "Retry-After")
+    remaining, reset = _get(headers, "X-RateLimit-Remaining"), _get(headers, "X-RateLimit-Reset")
+    rate_limited = status == 429 or (status == 403 and (retry_after is not None or remaining == "0"
+                                                        or "rate limit" in message.lower()))
+    if not (rate_limited or status is None or status >= 500):
+        return None  # 4xx other than rate limits: retrying will not help
     if retry_after is not None:
         try:
             return min(cap, max(0.0, float(retry_after)))
@@ -96,17 +101,14 @@ def retry_delay(status: int | None, headers: Mapping[str, Any] | None, attempt: 
                 return min(cap, max(0.0, parsedate_to_datetime(retry_after).timestamp() - now))
             except (TypeError, ValueError):
                 pass
-    remaining, reset = _get(headers, "X-RateLimit-Remaining"), _get(headers, "X-RateLimit-Reset")
-    if status in (403, 429) and remaining == "0" and reset is not None:
+    if rate_limited and remaining == "0" and reset is not None:
         try:
             return min(cap, max(1.0, float(reset) - now + 1))
         except ValueError:
             pass
-    if status == 429 or (status == 403 and "rate limit" in message.lower()):
+    if rate_limited:  # a secondary rate limit without a hint: GitHub says wait at least a minute
         return min(cap, max(60.0, backoff))
-    if status is None or status >= 500:
-        return backoff
-    return None
+    return backoff
 
 
 class GitHubClient(Protocol):

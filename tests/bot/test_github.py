@@ -244,3 +244,9 @@ def test_private_key_as_text_escaped_text_or_file(pem, tmp_path):
     assert load_private_key(str(path)) == pem
     with pytest.raises(ValueError):
         load_private_key(str(tmp_path / "missing.pem"))
+
+
+def test_retry_after_on_a_non_retryable_status_is_ignored():
+    assert retry_delay(404, {"Retry-After": "5"}, 1, now=0) is None
+    assert retry_delay(422, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "100"}, 1, now=0) is None
+    assert retry_delay(403, {"Retry-After": "5"}, 1, now=0) == 5  # GitHub's secondary-limit signal
