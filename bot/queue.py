@@ -8,8 +8,10 @@ store is the source of truth, the queue only says "look at this one now":
 * nothing lost: huey removes a task from its table when a worker takes it, so a worker
   killed mid-task loses that task; :meth:`TaskQueue.recover` (run when ``serve`` starts, and
   every few minutes by a periodic task) re-enqueues every unfinished delivery;
-* retries: the worker returns how long to wait and the task schedules itself again
-  (huey's own ``retries=`` cannot take a per-failure delay such as ``Retry-After``).
+* retries: the worker returns how long to wait and the task schedules itself again. The
+  attempt count, the wait and the last error live in the store, not in huey's task
+  (huey's ``retries=``/``RetryTask`` keep the count in the queued message only), so the
+  bound on attempts survives a restart and every error is visible in the database.
 """
 
 from __future__ import annotations
