@@ -155,7 +155,7 @@ class PyGithubClient:
         # PyGithub's default throttle (0.25 s between requests, 1 s between writes) is
         # GitHub's advice against secondary rate limits; tests switch it off.
         self._kwargs: dict[str, Any] = {"base_url": self.base_url, "retry": None, "lazy": True,
-                                        "timeout": timeout}
+                                        "timeout": timeout, "per_page": 100}
         if not throttle:
             self._kwargs.update(seconds_between_requests=None, seconds_between_writes=None)
         self._lock = threading.Lock()

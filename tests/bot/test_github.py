@@ -250,3 +250,16 @@ def test_retry_after_on_a_non_retryable_status_is_ignored():
     assert retry_delay(404, {"Retry-After": "5"}, 1, now=0) is None
     assert retry_delay(422, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "100"}, 1, now=0) is None
     assert retry_delay(403, {"Retry-After": "5"}, 1, now=0) == 5  # GitHub's secondary-limit signal
+
+
+@responses.activate
+def test_labels_follow_link_pagination(client):
+    from responses import matchers
+
+    page2 = "https://api.github.com/repositories/1/labels?per_page=100&page=2"  # as GitHub writes it
+    responses.get(f"{API}/repos/{REPO}/labels", json=LABELS_JSON[:5],
+                  headers={"Link": f'<{page2}>; rel="next", <{page2}>; rel="last"'},
+                  match=[matchers.query_param_matcher({"per_page": "100"})])
+    responses.get(f"{API}/repositories/1/labels", json=LABELS_JSON[5:],
+                  match=[matchers.query_param_matcher({"per_page": "100", "page": "2"})])
+    assert client.labels(REPO, None) == DEFAULT_LABELS and len(responses.calls) == 2
