@@ -1,9 +1,174 @@
 """The ``issue-labeler`` console script: the labeler's commands (``labeler.cli``) plus the
-bot's own (``serve``, ``export-corrections``). Lives in ``bot`` so that the dependency runs
-one way: bot -> labeler, never back."""
+bot's own (``serve``, ``send-example``, ``export-corrections``). Lives in ``bot`` so that the
+dependency runs one way: bot -> labeler, never back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from labeler.cli import app
 
 
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+EXAMPLE_ISSUE = {
+    "action": "opened",
+    "issue": {"number": 1, "title": "Crash when loading a parquet file",
+              "body": "Traceback (most recent call last): ... segmentation fault in the reader",
+              "user": {"login": "octocat", "type": "User"}, "labels": [], "state": "open"},
+    "repository": {"full_name": "octocat/Hello-World", "default_branch": "main"},
+    "sender": {"login": "octocat", "type": "User"},
+}
+
+
+def example_delivery(secret: str, payload: dict | None = None, event: str = "issues",
+                     delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a signed delivery, as GitHub would send it."""
+    from bot.sansio import sign
+
+    body = json.dumps(payload or EXAMPLE_ISSUE).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
+               "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+               "X-Hub-Signature-256": sign(body, secret), "User-Agent": "GitHub-Hookshot/issue-labeler-example"}
+    return headers, body
+
+
+def curl_command(url: str, headers: dict[str, str], body: bytes) -> str:
+    import shlex
+
+    parts = ["curl", "-sS", "-X", "POST", shlex.quote(url)]
+    for k, v in headers.items():
+        parts += ["-H", shlex.quote(f"{k}: {v}")]
+    parts += ["--data-binary", shlex.quote(body.decode())]
+    return " ".join(parts)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
+          port: int = typer.Option(8000, help="port to listen on"),
+          workers: int = typer.Option(1, help="worker threads labelling issues"),
+          generate_secret: bool = typer.Option(False, "--generate-secret",
+                                               help="no GITHUB_WEBHOOK_SECRET? make a random one for this run "
+                                                    "and print a signed example delivery (local trials only)"),
+          log_level: str = typer.Option("INFO", help="logging level")) -> None:
+    """Run the webhook server and the labelling worker together (one machine).
+
+    For production run them separately: gunicorn/waitress for ``bot.app:create_app_from_env()``
+    and ``huey_consumer bot.huey_app.huey`` (see bot/README.md)."""
+    from werkzeug.serving import make_server
+
+    from bot.app import create_app
+    from bot.predictor import BundlePredictor, PredictorUnavailable
+    from bot.queue import TaskQueue, make_huey
+    from bot.settings import Settings, SettingsError, build_worker
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        if not settings.webhook_secret and generate_secret:
+            settings.webhook_secret = secrets.token_hex(20)
+            os.environ["GITHUB_WEBHOOK_SECRET"] = settings.webhook_secret
+            generated = True
+        else:
+            generated = False
+        secret = settings.require_secret()
+        worker = build_worker(settings)
+        warning = worker.predictor.check()
+    except SettingsError as exc:
+        _fail(str(exc))
+    except PredictorUnavailable as exc:
+        _fail(f"the model bundle cannot be used: {exc}")
+    queue = TaskQueue(make_huey(settings.queue_url), lambda: worker)
+    # at startup this process is the only worker of this queue: whatever was 'processing' was
+    # a task of a previous run that died. (The periodic recovery keeps the 10-minute lease.)
+    queue.recover(stale_after=0, store=worker.store)
+    model = BundlePredictor(settings.bundle, settings.models_dir).describe()
+    web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,
+                     bot_logins=settings.bot_logins)
+    server = make_server(host, port, web, threaded=True)
+    threading.Thread(target=server.serve_forever, name="webhook-server", daemon=True).start()
+    url = f"http://{host}:{server.server_port}/webhook"
+    typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{server.server_port}/healthz")
+    typer.echo(f"  model: {model}; {'DRY-RUN (no GitHub credentials: nothing is written to GitHub)' if settings.dry_run else 'live'}")
+    typer.echo(f"  store: {settings.database_url}; queue: {settings.queue_url}")
+    if warning:
+        typer.echo(f"  WARNING: {warning}", err=True)
+    if generated:
+        headers, body = example_delivery(secret)
+        typer.echo(f"  generated webhook secret for this run: {secret}")
+        typer.echo("  a signed example delivery, ready to paste in another terminal:\n")
+        typer.echo("  " + curl_command(url, headers, body) + "\n")
+    consumer = queue.huey.create_consumer(workers=workers, worker_type="thread", initial_delay=0.05,
+                                          max_delay=0.5, backoff=1.1, periodic=True)
+    try:
+        consumer.run()  # blocks; Ctrl-C / SIGTERM stop it gracefully
+    finally:
+        server.shutdown()
+
+
+@app.command("send-example")
+def send_example(url: str = typer.Option("http://127.0.0.1:8000/webhook", help="webhook URL"),
+                 secret: Optional[str] = typer.Option(None, envvar="GITHUB_WEBHOOK_SECRET",
+                                                      help="webhook secret (default: $GITHUB_WEBHOOK_SECRET)"),
+                 payload: Optional[Path] = typer.Option(None, help="JSON payload file (default: an issues.opened)"),
+                 event: str = typer.Option("issues", help="X-GitHub-Event"),
+                 print_only: bool = typer.Option(False, "--print", help="print a curl command instead of sending")) -> None:
+    """Send (or print as curl) a signed example delivery to a running server."""
+    if not secret:
+        _fail("no secret: pass --secret or set GITHUB_WEBHOOK_SECRET")
+    data = json.loads(payload.read_text()) if payload else None
+    headers, body = example_delivery(secret, data, event)
+    if print_only:
+        typer.echo(curl_command(url, headers, body))
+        return
+    import requests
+
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        _fail(f"could not reach {url}: {exc}", 1)
+    typer.echo(f"{response.status_code} {response.text.strip()}")
+
+
+@app.command("export-corrections")
+def export_corrections(output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                             help="JSONL file (default: stdout)"),
+                       database_url: Optional[str] = typer.Option(None, envvar="ISSUE_LABELER_DATABASE_URL",
+                                                                  help="store URL")) -> None:
+    """Write the human corrections after the bot acted as JSONL, one issue a line: the issue
+    text, what the bot predicted and applied, and the labels people settled on."""
+    from bot.store import DEFAULT_DATABASE_URL, Store
+
+    store = Store(database_url or DEFAULT_DATABASE_URL)
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    n = 0
+    try:
+        for row in store.corrections():
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        if output:
+            out.close()
+    typer.echo(f"{n} corrected issue(s) exported", err=True)
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The Flask app: a thin adapter around :mod:`bot.sansio`.
+
+``POST /webhook``: size limit, signature, headers and JSON are checked by
+:func:`bot.sansio.parse_delivery`; an accepted delivery is stored (its ``X-GitHub-Delivery``
+is unique in the store) and its id enqueued; the answer is 202 within milliseconds, the
+labelling happens in the worker. A redelivery is answered 200 and not enqueued again; pings
+and events the bot does not act on are stored as ``ignored`` and answered 200.
+
+``GET /healthz``: queue depth, delivery counts by status, the model in use, dry-run or not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot import sansio
+from bot.queue import TaskQueue
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str = "",
+               dry_run: bool = False, bot_logins: frozenset[str] = frozenset()) -> Flask:
+    """Build the web app. ``queue`` None stores deliveries without enqueueing (they are picked
+    up by :meth:`TaskQueue.recover`), which tests use to look at the web side alone."""
+    if not secret:
+        raise ValueError("a webhook secret is required")
+    app = Flask("issue_labeler_bot")
+    # werkzeug refuses to read a larger body (413) before we hash anything
+    app.config["MAX_CONTENT_LENGTH"] = sansio.MAX_BODY_BYTES
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify({"error": message}), status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc):
+        return error(413, "body is over GitHub's 25 MB limit")
+
+    @app.post("/webhook")
+    def webhook():
+        body = request.get_data(cache=False)
+        try:
+            delivery = sansio.parse_delivery(request.headers, body, secret)
+        except sansio.WebhookError as exc:
+            log.info("rejected delivery %s: %s", request.headers.get("X-GitHub-Delivery"), exc.message)
+            return error(exc.status, exc.message)
+        route = sansio.route(delivery, bot_logins)
+        final = route.kind in (sansio.PING, sansio.IGNORE)
+        payload_json = body.decode("utf-8")
+        new = store.add_delivery(delivery.delivery_id, delivery.event, payload_json, action=delivery.action,
+                                 repo=delivery.repo, issue_number=delivery.issue_number,
+                                 installation_id=delivery.installation_id,
+                                 status="ignored" if final else "queued")
+        if not new:
+            return jsonify({"status": "duplicate", "delivery": delivery.delivery_id,
+                            "detail": "already received; not processed again"}), 200
+        if route.kind == sansio.PING:
+            return jsonify({"status": "pong", "zen": delivery.payload.get("zen")}), 200
+        if final:
+            return jsonify({"status": "ignored", "reason": route.reason}), 200
+        if queue is not None:
+            try:
+                queue.enqueue(delivery.delivery_id)
+            except Exception:  # stored durably: recovery will enqueue it
+                log.exception("could not enqueue %s; it will be recovered", delivery.delivery_id)
+        return jsonify({"status": "queued", "delivery": delivery.delivery_id}), 202
+
+    @app.get("/healthz")
+    def healthz():
+        info: dict[str, Any] = {"status": "ok", "model": model, "dry_run": dry_run}
+        try:
+            info["queue"] = queue.depth() if queue is not None else None
+            info["deliveries"] = store.status_counts()
+        except Exception as exc:
+            info["status"] = "degraded"
+            info["error"] = str(exc)
+            return jsonify(info), 503
+        return jsonify(info), 200
+
+    return app
+
+
+def create_app_from_env():
+    """For gunicorn/waitress: ``gunicorn 'bot.app:create_app_from_env()'``. Reads the
+    environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
+    from bot.predictor import BundlePredictor
+    from bot.queue import TaskQueue, make_huey
+    from bot.settings import Settings, build_worker
+
+    settings = Settings.from_env()
+    secret = settings.require_secret()
+    store = Store(settings.database_url)
+    queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
+    model = BundlePredictor(settings.bundle, settings.models_dir).describe()
+    return create_app(secret=secret, store=store, queue=queue, model=model, dry_run=settings.dry_run,
+                      bot_logins=settings.bot_logins)

@@ -1,0 +1,150 @@
+"""The bot's only door into ``labeler``: load a bundle, score an issue, ask for neighbours.
+
+Which model answers for a repository:
+
+1. the bundle named by the repo config's ``model:`` key, looked up under the models
+   directory (``ISSUE_LABELER_MODELS_DIR``); only a name, never a path, so a repository
+   cannot make the server load arbitrary files;
+2. else the default bundle (``ISSUE_LABELER_BUNDLE``);
+3. else, with no trained bundle at all, the zero-shot strategy on the repository's own label
+   names and descriptions (``Bundle.train("zero_shot", [], [], labels=..., descriptions=...)``),
+   built once per label set and cached. A fresh install labels from the first issue.
+
+Everything that touches ``labeler`` is in this file, so the ML side can change freely
+behind :class:`Predictor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+log = logging.getLogger(__name__)
+
+FALLBACK_STRATEGY = "zero_shot"
+
+
+class PredictorUnavailable(Exception):
+    """No model can score this issue (bad bundle, or no bundle and no zero-shot strategy)."""
+
+
+@dataclass
+class Scored:
+    """The model's view of one issue: a score per model label, the labels its own decision
+    rule chose (best first), which model it was, and similar issues when it knows them."""
+
+    scores: dict[str, float]
+    chosen: list[str]
+    model: str
+    neighbours: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Predictor(Protocol):
+    def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
+              neighbours: bool = False) -> Scored: ...
+
+    def describe(self) -> str: ...
+
+
+class BundlePredictor:
+    """Scores with labeler bundles (see the module docstring for which one)."""
+
+    def __init__(self, bundle_path: str | Path | None = None, models_dir: str | Path | None = None,
+                 fallback_strategy: str = FALLBACK_STRATEGY, cache_size: int = 16):
+        self.bundle_path = Path(bundle_path) if bundle_path else None
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.fallback_strategy = fallback_strategy
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._bundles: OrderedDict[Any, tuple[Any, str]] = OrderedDict()
+
+    def describe(self) -> str:
+        if self.bundle_path:
+            return f"bundle {self.bundle_path}"
+        return f"{self.fallback_strategy} on each repository's labels (no trained bundle configured)"
+
+    def check(self) -> str | None:
+        """Fail fast at startup: load the default bundle (raises :class:`PredictorUnavailable`
+        when it is unusable); with no bundle, return a warning when the fallback strategy
+        cannot be imported (issues would then fail until a bundle is configured)."""
+        if self.bundle_path:
+            self._bundle_for({}, None)
+            return None
+        try:
+            from labeler.strategies import get_strategy
+
+            get_strategy(self.fallback_strategy)
+        except (KeyError, ImportError) as exc:
+            return (f"no trained bundle (ISSUE_LABELER_BUNDLE) and the {self.fallback_strategy!r} strategy "
+                    f"is not available ({exc}): issues will fail until one is configured")
+        return None
+
+    def _cached(self, key: Any, build) -> tuple[Any, str]:
+        with self._lock:
+            if key in self._bundles:
+                self._bundles.move_to_end(key)
+                return self._bundles[key]
+            value = build()
+            self._bundles[key] = value
+            while len(self._bundles) > self.cache_size:
+                self._bundles.popitem(last=False)
+            return value
+
+    def _load(self, path: Path) -> tuple[Any, str]:
+        from labeler.bundle import Bundle
+        from labeler.errors import BundleError
+
+        try:
+            bundle = Bundle.load(path)
+        except BundleError as exc:
+            raise PredictorUnavailable(str(exc)) from None
+        m = bundle.manifest
+        return bundle, f"{m.get('strategy', '?')} bundle {path.name} ({m.get('created', 'undated')})"
+
+    def _bundle_for(self, repo_labels: Mapping[str, str | None], model: str | None) -> tuple[Any, str]:
+        if model:
+            if not self.models_dir:
+                raise PredictorUnavailable(f"the repo config asks for model {model!r} but "
+                                           "ISSUE_LABELER_MODELS_DIR is not set")
+            path = self.models_dir / model
+            return self._cached(("named", model), lambda: self._load(path))
+        if self.bundle_path:
+            return self._cached(("default",), lambda: self._load(self.bundle_path))
+        labels = sorted(repo_labels)
+        if not labels:
+            raise PredictorUnavailable("the repository has no labels to choose from")
+        descriptions = {l: (repo_labels[l] or "") for l in labels}
+        key = ("fallback", tuple((l, descriptions[l]) for l in labels))
+
+        def build():
+            from labeler.bundle import Bundle
+
+            try:
+                bundle = Bundle.train(self.fallback_strategy, [], [], labels=labels, descriptions=descriptions)
+            except (KeyError, ImportError) as exc:
+                raise PredictorUnavailable(f"no trained bundle and no {self.fallback_strategy!r} strategy "
+                                           f"available: {exc}") from None
+            except Exception as exc:  # e.g. the embedded encoder cannot be loaded
+                raise PredictorUnavailable(f"could not build the {self.fallback_strategy} fallback: {exc}") from None
+            return bundle, f"{self.fallback_strategy} on {len(labels)} repository labels (no trained bundle)"
+
+        return self._cached(key, build)
+
+    def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
+              neighbours: bool = False) -> Scored:
+        bundle, name = self._bundle_for(repo_labels, model)
+        proba = bundle.predict_proba([text])
+        picked = bundle.decision.decide(proba, bundle.labels)[0]  # the bundle's own rule, no second pass
+        proba = proba[0]
+        chosen = sorted((l for l, c in zip(bundle.labels, picked) if c), key=lambda l: -proba[bundle.labels.index(l)])
+        found: list[dict[str, Any]] = []
+        if neighbours:
+            try:
+                found = list(bundle.explain(text).get("neighbours") or [])
+            except Exception:  # an explanation is a nicety, never a failure
+                log.exception("explain() failed")
+        return Scored({l: float(s) for l, s in zip(bundle.labels, proba)}, chosen, name, found)

@@ -1,0 +1,211 @@
+"""The webhook protocol without I/O (in the spirit of gidgethub's ``sansio.py``).
+
+Everything here is plain Python on bytes, dicts and dataclasses: no Flask, no network, no
+database. The Flask app (:mod:`bot.app`) is a thin adapter that feeds a request's headers
+and raw body to :func:`parse_delivery` and turns :class:`WebhookError` into an HTTP status;
+the worker (:mod:`bot.worker`) asks :func:`route` what a stored delivery means.
+
+Why not gidgethub itself: it is asyncio-oriented and its ``Event.from_http`` does not
+distinguish "missing" from "wrong" signatures or cap the body size, and the verification is
+twenty lines, so we keep them here where every branch is tested (``tests/bot/test_sansio.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
+MAX_BODY_BYTES = 25 * 1024 * 1024
+
+#: ``issues`` actions that may lead to labelling.
+LABELLING_ACTIONS = frozenset({"opened", "reopened", "edited"})
+
+
+class WebhookError(Exception):
+    """A delivery we refuse; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def sign(body: bytes, secret: str | bytes) -> str:
+    """The ``X-Hub-Signature-256`` header value GitHub sends for ``body``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, signature: str | None, secret: str | bytes) -> None:
+    """Raise :class:`WebhookError` (401) unless ``signature`` is the HMAC-SHA256 of ``body``.
+
+    A missing header is a rejection, never a pass; the comparison is constant-time
+    (:func:`hmac.compare_digest`) so timing reveals nothing about the expected value."""
+    if not secret:
+        raise ValueError("no webhook secret configured")
+    if not signature:
+        raise WebhookError(401, "missing X-Hub-Signature-256 header")
+    expected = sign(body, secret)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+        raise WebhookError(401, "signature does not match (check the webhook secret)")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # Flask/werkzeug headers are case-insensitive, a plain dict is not: look both ways.
+    value = headers.get(name)
+    if value is None:
+        lower = name.lower()
+        for key, val in headers.items():
+            if key.lower() == lower:
+                return val
+    return value
+
+
+@dataclass
+class Delivery:
+    """One verified webhook delivery."""
+
+    delivery_id: str
+    event: str
+    payload: dict[str, Any]
+    body: bytes = field(repr=False, default=b"")
+
+    @property
+    def action(self) -> str | None:
+        action = self.payload.get("action")
+        return action if isinstance(action, str) else None
+
+    @property
+    def repo(self) -> str | None:
+        """``owner/name`` of the repository, when the payload has one."""
+        repo = self.payload.get("repository")
+        if isinstance(repo, dict) and isinstance(repo.get("full_name"), str):
+            return repo["full_name"]
+        return None
+
+    @property
+    def installation_id(self) -> int | None:
+        inst = self.payload.get("installation")
+        if isinstance(inst, dict) and isinstance(inst.get("id"), int):
+            return inst["id"]
+        return None
+
+    @property
+    def issue(self) -> dict[str, Any] | None:
+        """The issue (or, for ``pull_request`` events, the pull request) the event is about."""
+        key = "pull_request" if self.event == "pull_request" else "issue"
+        item = self.payload.get(key)
+        return item if isinstance(item, dict) else None
+
+    @property
+    def issue_number(self) -> int | None:
+        item = self.issue
+        if item and isinstance(item.get("number"), int):
+            return item["number"]
+        return None
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str | bytes) -> Delivery:
+    """Check a raw webhook request and return the :class:`Delivery`.
+
+    Order matters: size first (cheap, and we never hash 1 GB), then the signature (nothing
+    unauthenticated is parsed or stored), then headers and JSON. Raises
+    :class:`WebhookError` with 413, 401, 400 or 415."""
+    if len(body) > MAX_BODY_BYTES:
+        raise WebhookError(413, f"body of {len(body)} bytes is over GitHub's 25 MB limit")
+    verify_signature(body, _header(headers, "X-Hub-Signature-256"), secret)
+    event = _header(headers, "X-GitHub-Event")
+    if not event:
+        raise WebhookError(400, "missing X-GitHub-Event header")
+    delivery_id = _header(headers, "X-GitHub-Delivery")
+    if not delivery_id:
+        raise WebhookError(400, "missing X-GitHub-Delivery header")
+    if len(delivery_id) > 200:
+        raise WebhookError(400, "X-GitHub-Delivery header is too long")
+    content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        # GitHub can also send application/x-www-form-urlencoded (payload=...); we ask the
+        # maintainer to choose JSON when creating the webhook (see bot/README.md).
+        raise WebhookError(415, f"content type {content_type or '(none)'!r}: configure the webhook "
+                                "to send application/json")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WebhookError(400, "body is JSON but not an object")
+    return Delivery(delivery_id=delivery_id, event=event, payload=payload, body=body)
+
+
+# -- routing: what a delivery means for the bot --------------------------------------------
+
+#: route kinds
+LABEL = "label"                  # predict and (maybe) label the issue
+HUMAN_REMOVED = "human_removed"  # a label was removed: never put it back
+HUMAN_ADDED = "human_added"      # a label was added by someone else than the bot
+INSTALLATION = "installation"    # which repositories are served
+PING = "ping"
+IGNORE = "ignore"
+
+
+@dataclass
+class Route:
+    kind: str
+    reason: str = ""
+
+
+def is_bot_user(user: Any, bot_logins: frozenset[str] | set[str] = frozenset()) -> bool:
+    """True for GitHub Apps/bots (``type: Bot`` or a ``[bot]`` login) and our own logins."""
+    if not isinstance(user, dict):
+        return False
+    login = str(user.get("login") or "")
+    return user.get("type") == "Bot" or login.endswith("[bot]") or login.lower() in {b.lower() for b in bot_logins}
+
+
+def route(delivery: Delivery, bot_logins: frozenset[str] | set[str] = frozenset()) -> Route:
+    """Decide what a delivery asks of the bot, from the payload alone.
+
+    Decisions that need the store or the repository's config (has the bot already labelled
+    this issue? are pull requests enabled?) are taken later by the worker; this function
+    only narrows the event down. It never raises on an odd payload: anything it does not
+    understand is ``IGNORE`` with a reason."""
+    event, action, p = delivery.event, delivery.action, delivery.payload
+    if event == "ping":
+        return Route(PING, "ping")
+    if event in ("installation", "installation_repositories"):
+        return Route(INSTALLATION, f"{event}.{action}")
+    if event not in ("issues", "pull_request"):
+        return Route(IGNORE, f"event {event!r} is not handled")
+    if delivery.repo is None or delivery.issue_number is None:
+        return Route(IGNORE, f"{event}.{action} without a repository or issue number")
+    if action in ("opened", "reopened"):
+        return Route(LABEL, f"{event}.{action}")
+    if action == "edited":
+        changes = p.get("changes") if isinstance(p.get("changes"), dict) else {}
+        if "title" in changes or "body" in changes:
+            return Route(LABEL, f"{event}.edited (title or body changed)")
+        return Route(IGNORE, f"{event}.edited without a title or body change")
+    if action in ("labeled", "unlabeled"):
+        label = p.get("label")
+        if not isinstance(label, dict) or not isinstance(label.get("name"), str):
+            return Route(IGNORE, f"{event}.{action} without a label")
+        if is_bot_user(p.get("sender"), bot_logins):
+            return Route(IGNORE, f"{event}.{action} by a bot")
+        return Route(HUMAN_ADDED if action == "labeled" else HUMAN_REMOVED, f"{event}.{action}")
+    return Route(IGNORE, f"{event}.{action} is not handled")
+
+
+def issue_text(issue: Mapping[str, Any]) -> str:
+    """Title and body as one text (a null body is an empty one)."""
+    title = issue.get("title") or ""
+    body = issue.get("body") or ""
+    return f"{title}\n\n{body}".strip() if body else str(title)
+
+
+def label_names(issue: Mapping[str, Any]) -> list[str]:
+    labels = issue.get("labels") or []
+    return [l["name"] for l in labels if isinstance(l, dict) and isinstance(l.get("name"), str)]

@@ -1,0 +1,136 @@
+"""Configuration from environment variables (documented in bot/README.md).
+
+=============================  ==============================================================
+``GITHUB_WEBHOOK_SECRET``      the webhook secret; required by the web app (missing: startup
+                               error, never an open door)
+``GITHUB_APP_ID``              GitHub App id, with ``GITHUB_PRIVATE_KEY`` (PEM text or a file)
+``GITHUB_TOKEN``               or one token (personal / fine-grained) instead of an App
+``GITHUB_API_URL``             API base URL (GitHub Enterprise Server), default api.github.com
+``ISSUE_LABELER_DATABASE_URL`` SQLAlchemy URL of the store, default sqlite:///issue-labeler.sqlite3
+``ISSUE_LABELER_QUEUE_URL``    sqlite:///file (default sqlite:///issue-labeler-queue.sqlite3) or
+                               redis://host:port/db
+``ISSUE_LABELER_BUNDLE``       default model bundle directory (none: zero-shot on repo labels)
+``ISSUE_LABELER_MODELS_DIR``   directory of named bundles a repo config may pick (``model:``)
+``ISSUE_LABELER_CONFIG``       local issue-labeler.yml used when a repository has none (and, in
+                               dry-run, its ``repository_labels:`` are the label set)
+``ISSUE_LABELER_BOT_LOGINS``   comma-separated logins whose label changes are the bot's own
+``ISSUE_LABELER_MAX_ATTEMPTS`` attempts per delivery before it is marked failed, default 5
+=============================  ==============================================================
+
+No ``GITHUB_APP_ID``/``GITHUB_PRIVATE_KEY`` and no ``GITHUB_TOKEN``: dry-run mode.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from bot.store import DEFAULT_DATABASE_URL
+
+DEFAULT_QUEUE_URL = "sqlite:///issue-labeler-queue.sqlite3"
+
+
+class SettingsError(Exception):
+    """A configuration problem the operator must fix; the message says how."""
+
+
+@dataclass
+class Settings:
+    webhook_secret: str | None = None
+    app_id: str | None = None
+    private_key: str | None = None
+    token: str | None = None
+    api_url: str = "https://api.github.com"
+    database_url: str = DEFAULT_DATABASE_URL
+    queue_url: str = DEFAULT_QUEUE_URL
+    bundle: str | None = None
+    models_dir: str | None = None
+    config_file: str | None = None
+    bot_logins: frozenset[str] = field(default_factory=frozenset)
+    max_attempts: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        try:
+            max_attempts = int(get("ISSUE_LABELER_MAX_ATTEMPTS") or 5)
+        except ValueError:
+            raise SettingsError("ISSUE_LABELER_MAX_ATTEMPTS must be an integer") from None
+        settings = cls(
+            webhook_secret=env.get("GITHUB_WEBHOOK_SECRET") or None,
+            app_id=get("GITHUB_APP_ID"), private_key=env.get("GITHUB_PRIVATE_KEY") or None,
+            token=get("GITHUB_TOKEN"), api_url=get("GITHUB_API_URL") or "https://api.github.com",
+            database_url=get("ISSUE_LABELER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            queue_url=get("ISSUE_LABELER_QUEUE_URL") or DEFAULT_QUEUE_URL,
+            bundle=get("ISSUE_LABELER_BUNDLE"), models_dir=get("ISSUE_LABELER_MODELS_DIR"),
+            config_file=get("ISSUE_LABELER_CONFIG"),
+            bot_logins=frozenset(l.strip() for l in (get("ISSUE_LABELER_BOT_LOGINS") or "").split(",") if l.strip()),
+            max_attempts=max_attempts)
+        if bool(settings.app_id) != bool(settings.private_key):
+            raise SettingsError("GITHUB_APP_ID and GITHUB_PRIVATE_KEY go together: set both or neither")
+        return settings
+
+    def require_secret(self) -> str:
+        if not self.webhook_secret:
+            raise SettingsError("GITHUB_WEBHOOK_SECRET is not set: the bot will not accept unsigned webhooks. "
+                                "Set it to the secret configured on the GitHub webhook or App "
+                                "(or run `issue-labeler serve --generate-secret` to try it locally).")
+        return self.webhook_secret
+
+    @property
+    def dry_run(self) -> bool:
+        return not (self.token or (self.app_id and self.private_key))
+
+    def local_config_text(self) -> str | None:
+        if not self.config_file:
+            return None
+        path = Path(self.config_file).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"ISSUE_LABELER_CONFIG={self.config_file} is not a file")
+        return path.read_text()
+
+
+def build_github(settings: Settings):
+    """PyGithubClient with credentials, DryRunGitHub without."""
+    from bot.github import DryRunGitHub, PyGithubClient, load_private_key
+
+    if settings.dry_run:
+        import yaml
+
+        text = settings.local_config_text()
+        labels = None
+        if text:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError:
+                data = None  # the worker reports the bad YAML when it parses the config
+            if isinstance(data, dict) and isinstance(data.get("repository_labels"), dict):
+                labels = {str(k): (str(v) if v is not None else None) for k, v in data["repository_labels"].items()}
+            elif isinstance(data, dict) and isinstance(data.get("repository_labels"), list):
+                labels = {str(k): None for k in data["repository_labels"]}
+        return DryRunGitHub(labels=labels, config_text=text)
+    if settings.app_id:
+        try:
+            key = load_private_key(settings.private_key or "")
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return PyGithubClient(app_id=settings.app_id, private_key=key, base_url=settings.api_url)
+    return PyGithubClient(token=settings.token, base_url=settings.api_url)
+
+
+def build_worker(settings: Settings):
+    from bot.predictor import BundlePredictor
+    from bot.store import Store
+    from bot.worker import Worker
+
+    github = build_github(settings)
+    return Worker(Store(settings.database_url), github, BundlePredictor(settings.bundle, settings.models_dir),
+                  bot_logins=settings.bot_logins, max_attempts=settings.max_attempts,
+                  default_config_text=settings.local_config_text())

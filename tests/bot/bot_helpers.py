@@ -1,0 +1,143 @@
+"""Bot test helpers (imported by tests as ``bot_helpers``): a tiny keyword strategy registered for the tests (so the bot's tests do
+not depend on zero_shot), an in-memory GitHub, signed deliveries, hand-written payloads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot.github import DEFAULT_LABELS, TransientGitHubError
+from bot.predictor import BundlePredictor
+from bot.sansio import sign
+from bot.store import Store
+from bot.worker import Worker
+from labeler.strategies import register
+from labeler.strategies.base import Strategy
+
+SECRET = "test-secret"
+TEST_STRATEGY = "bot_test_keywords"
+
+
+@register
+class KeywordStrategy(Strategy):
+    """Scores 0.9 for a label whose name appears in the text, else 0.05. Needs no training,
+    like zero-shot; its explanation carries one neighbour so suggestion comments show it."""
+
+    name = TEST_STRATEGY
+    needs_training = False
+    instances = 0
+
+    def __init__(self, labels, descriptions=None, **params):
+        super().__init__(labels, descriptions, **params)
+        type(self).instances += 1
+
+    def fit(self, texts, label_sets, *, valid=None, unlabelled=None):
+        return self
+
+    def predict_proba(self, texts):
+        out = np.full((len(texts), len(self.labels)), 0.05)
+        for i, text in enumerate(texts):
+            for j, label in enumerate(self.labels):
+                if label.lower() in text.lower():
+                    out[i, j] = 0.9 - 0.01 * j
+        return out
+
+    def explain(self, text):
+        return {"neighbours": [{"number": 12, "title": "An older crash", "labels": ["bug"], "similarity": 0.83}]}
+
+    def _save(self, directory):
+        pass
+
+    def _load(self, directory):
+        pass
+
+
+def issue_payload(action: str = "opened", *, number: int = 7, title: str = "App crash on start: a bug",
+                  body: str | None = "It crashes", labels: list[str] | None = None, repo: str = "octo/repo",
+                  author: dict | None = None, sender: dict | None = None, installation: int | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    """A small hand-written ``issues`` payload shaped like GitHub's."""
+    user = author or {"login": "alice", "type": "User"}
+    payload = {
+        "action": action,
+        "issue": {"number": number, "title": title, "body": body, "state": "open", "user": user,
+                  "labels": [{"name": l} for l in (labels or [])]},
+        "repository": {"full_name": repo, "name": repo.split("/")[1], "default_branch": "main",
+                       "owner": {"login": repo.split("/")[0]}},
+        "sender": sender or user,
+    }
+    if installation is not None:
+        payload["installation"] = {"id": installation}
+    payload.update(extra)
+    return payload
+
+
+def signed(payload: dict | bytes, event: str = "issues", delivery_id: str | None = None,
+           secret: str = SECRET) -> tuple[dict[str, str], bytes]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return ({"Content-Type": "application/json", "X-GitHub-Event": event,
+             "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+             "X-Hub-Signature-256": sign(body, secret), "User-Agent": "GitHub-Hookshot/test"}, body)
+
+
+class FakeGitHub:
+    """In-memory GitHub for worker tests: records calls; ``failures`` raises queued errors."""
+
+    dry_run = False
+
+    def __init__(self, labels: dict[str, str | None] | None = None, config: str | None = None):
+        self.repo_labels = dict(labels if labels is not None else DEFAULT_LABELS)
+        self.config = config
+        self.added: list[tuple[str, int, list[str]]] = []
+        self.comments: dict[int, str] = {}
+        self.comment_calls: list[tuple[int | None, str]] = []
+        self.issues: dict[tuple[str, int], dict] = {}
+        self.failures: list[Exception] = []
+
+    def _maybe_fail(self):
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def labels(self, repo, installation_id):
+        self._maybe_fail()
+        return dict(self.repo_labels)
+
+    def config_text(self, repo, installation_id):
+        self._maybe_fail()
+        return self.config
+
+    def issue(self, repo, number, installation_id):
+        return copy.deepcopy(self.issues.get((repo, number)))
+
+    def add_labels(self, repo, number, labels, installation_id):
+        self._maybe_fail()
+        self.added.append((repo, number, list(labels)))
+
+    def upsert_comment(self, repo, number, comment_id, body, installation_id):
+        self._maybe_fail()
+        self.comment_calls.append((comment_id, body))
+        if comment_id is None:
+            comment_id = 1000 + len(self.comments)
+        self.comments[comment_id] = body
+        return comment_id
+
+
+
+def deliver(store, worker, payload: dict, event: str = "issues", delivery_id: str | None = None):
+    """Store a delivery as the web app would and process it at once; returns the Outcome."""
+    from bot.sansio import Delivery
+
+    delivery_id = delivery_id or str(uuid.uuid4())
+    d = Delivery(delivery_id, event, payload)
+    store.add_delivery(delivery_id, event, json.dumps(payload), action=d.action, repo=d.repo,
+                       issue_number=d.issue_number)
+    return worker.process(delivery_id)
+
+
+def transient(delay: float = 1.0, status: int = 503) -> TransientGitHubError:
+    return TransientGitHubError(f"HTTP {status}", status, delay)
