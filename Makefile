@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+# the service on 127.0.0.1:8000: dry-run without GitHub credentials, zero-shot without a bundle;
+# with no GITHUB_WEBHOOK_SECRET a random one is made and printed with a signed example delivery
 run: setup
-	$(VENV)/bin/issue-labeler demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/issue-labeler serve --generate-secret
 
 demo: setup
 	$(VENV)/bin/issue-labeler demo
