@@ -110,7 +110,13 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     from labeler.bundle import Bundle
     from labeler.pipeline import prepare
 
+    from labeler.strategies import get_strategy
+
     params = _parse_params(param)
+    try:
+        strategy_cls = get_strategy(strategy)
+    except KeyError as exc:
+        raise LabelerError(exc.args[0]) from None
     opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
     data, valid, unlabelled_path = _resolve_split_dir(data, valid)
     prepared = prepare(data, label_map, opts)
@@ -127,9 +133,11 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
             unlabelled += [i.text for i in load_issues(unlabelled_path, opts).issues]
     typer.echo(f"training {strategy} on {len(prepared.labelled)} issues, {len(prepared.labels)} labels"
                + (f", validating on {len(valid_pair[0])}" if valid_pair else ""), err=True)
-    bundle = Bundle.train(strategy, prepared.texts(), prepared.label_sets(), labels=prepared.labels,
-                          descriptions=prepared.label_map.descriptions, valid=valid_pair,
-                          unlabelled=unlabelled, decision=decision, params=params)
+    model = strategy_cls(prepared.labels, prepared.label_map.descriptions, **params)
+    if hasattr(model, "metadata"):  # strategies that explain with similar issues (knn)
+        model.metadata = [{"number": i.number, "id": i.id, "title": i.title} for i in prepared.labelled]
+    bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
+                          unlabelled=unlabelled, decision=decision)
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:

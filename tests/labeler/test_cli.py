@@ -58,6 +58,7 @@ def test_train_on_split_directory(trained, tmp_path):
     (["train", "missing.jsonl", "-o", "x"], "file not found: missing.jsonl"),
     (["evaluate", "no-bundle", "missing.jsonl"], "no model bundle at no-bundle"),
     (["train", EXAMPLES / "issues.jsonl", "-p", "oops"], "KEY=VALUE"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "magic"], "unknown strategy 'magic'"),
 ])
 def test_bad_input_one_line_exit_2(args, message):
     result = run(*args)
@@ -94,3 +95,13 @@ def test_demo(tmp_path):
     result = run("demo", "-o", tmp_path / "demo")
     assert result.exit_code == 0, result.output
     assert "test micro F1" in result.output and (tmp_path / "demo" / "bundle" / "manifest.json").is_file()
+
+
+def test_knn_bundle_explains_with_similar_issues(trained, tiny_bert, tmp_path):
+    result = run("train", trained / "split", "-s", "knn", "-p", f"model={json.dumps(str(tiny_bert))}", "-o", tmp_path / "knn")
+    assert result.exit_code == 0, result.output
+    result = run("predict", tmp_path / "knn", "--title", "Crash with traceback", "--explain", "--json")
+    assert result.exit_code == 0, result.output
+    neighbours = json.loads(result.stdout)["explain"]["neighbours"]
+    train_titles = {json.loads(line)["title"] for line in (trained / "split" / "train.jsonl").read_text().splitlines()}
+    assert neighbours and all(n["title"] in train_titles and isinstance(n["number"], int) for n in neighbours)
