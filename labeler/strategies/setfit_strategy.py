@@ -1,0 +1,255 @@
+"""SetFit (huggingface/setfit): contrastive tuning of a sentence-transformer, then a
+one-vs-rest logistic-regression head on its embeddings.
+
+Training follows setfit's own two phases:
+
+1. **Body**: setfit's ``Trainer`` generates pairs of training issues (positive when the two
+   share a label, ``multi_target_strategy="one-vs-rest"``) and tunes the sentence-transformer
+   with ``CosineSimilarityLoss``. ``num_iterations`` pairs per issue and class (positive,
+   negative) are drawn, so the work grows linearly with the number of issues; ``max_steps`` and
+   ``max_seconds`` bound it.
+2. **Head**: one scikit-learn ``LogisticRegression`` per label on the tuned embeddings, which
+   is exactly what setfit's one-vs-rest head (``OneVsRestClassifier(LogisticRegression())``)
+   computes. A label with no positive (or no negative) training issue gets a constant score,
+   its training base rate, as in ``naive_bayes``. Per-label thresholds are tuned on validation
+   by :class:`labeler.bundle.Bundle`; this strategy returns the heads' probabilities.
+
+No pickles: setfit's ``SetFitModel.save_pretrained`` writes the sklearn head with joblib (a
+pickle), so the bundle instead holds the body written by the sentence-transformer's own
+``save_pretrained`` (safetensors) in ``body/`` and the heads' coefficients in ``head.npz``;
+loading reads the body with ``SentenceTransformer`` (never ``SetFitModel.from_pretrained``,
+which would ``joblib.load`` a ``model_head.pkl`` if one were there) and rebuilds the heads.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from labeler.models import resolve_model
+from labeler.strategies import register
+from labeler.strategies._hf import (accelerate_cpu, make_budget_callback, quiet_transformers, resolve_device,
+                                   truncate_chars)
+from labeler.strategies.base import Labelled, LabelSets, Strategy
+
+DEFAULTS: dict[str, Any] = {
+    "model": "default",
+    "num_iterations": 5,
+    "epochs": 1,
+    "batch_size": 16,
+    "body_learning_rate": 2e-5,
+    "max_length": 128,
+    "head_c": 1.0,
+    "head_max_iter": 1000,
+    "device": "auto",
+    "seed": 0,
+    "max_steps": 150,
+    "max_seconds": 900,
+    "encode_batch_size": 64,
+    "progress": False,
+}
+
+
+@register
+class SetFit(Strategy):
+    """SetFit on the embedded MiniLM (or any sentence-transformer) with a one-vs-rest head.
+
+    Parameters (all JSON values; defaults in brackets):
+
+    - ``model`` ["default"]: sentence-transformer to start from, a hub id or a local directory
+      ("default" is the embedded all-MiniLM-L6-v2). A plain transformer directory works too
+      (sentence-transformers adds mean pooling).
+    - ``num_iterations`` [5]: setfit's pair budget: ``2 * num_iterations * n_train`` pairs per
+      epoch (setfit's paper uses 20; 5 keeps CPU runs to minutes at a few hundred issues).
+    - ``epochs`` [1]: epochs over the generated pairs.
+    - ``batch_size`` [16]: pairs per contrastive step.
+    - ``body_learning_rate`` [2e-5]: learning rate of the contrastive phase (setfit's default).
+    - ``max_length`` [128]: tokens per issue (the body's ``max_seq_length``).
+    - ``head_c`` [1.0], ``head_max_iter`` [1000]: ``LogisticRegression`` C and iterations.
+    - ``device`` ["auto"]: "auto" (CUDA when torch sees it, else CPU), "cpu", "cuda", ...;
+      a GPU that is asked for but absent falls back to the CPU with a warning.
+    - ``seed`` [0]: training seed (data order); the pairs come from setfit's sampler.
+    - ``max_steps`` [150]: at most this many contrastive steps (setfit's ``max_steps``; 150
+      steps of 16 pairs = 2,400 pairs, reached by ``num_iterations=5`` at 240 issues). On two
+      busy CPU cores a step of MiniLM at 128 tokens took about 5.4 s. ``None``: no step limit.
+    - ``max_seconds`` [900]: wall-clock budget of the contrastive phase; the head is always fitted.
+    - ``encode_batch_size`` [64]: batch size when embedding issues for the head and scoring.
+    - ``progress`` [False]: show setfit's progress bars and logs.
+    """
+
+    name = "setfit"
+
+    def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown setfit parameters: {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(DEFAULTS)}")
+        super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        self.body = None  # the tuned SentenceTransformer
+        self.device: str | None = None
+        n = len(self.labels)
+        #: labels with both classes in training get a logistic regression; others a constant
+        self.trained = np.zeros(n, dtype=bool)
+        self.constant = np.zeros(n)
+        self.coef = np.zeros((0, 0))
+        self.intercept = np.zeros(0)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _load_body(self, source: str):
+        from sentence_transformers import SentenceTransformer
+
+        body = SentenceTransformer(source, device=self.device)
+        body.max_seq_length = int(self.params["max_length"])
+        return body
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        max_length = int(self.params["max_length"])
+        cut = [truncate_chars(t, max_length) for t in texts]
+        emb = self.body.encode(cut, batch_size=int(self.params["encode_batch_size"]), convert_to_numpy=True,
+                               show_progress_bar=bool(self.params["progress"]), device=self.device)
+        return np.asarray(emb, dtype=np.float64)
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
+            unlabelled: Sequence[str] | None = None) -> "SetFit":
+        if len(texts) == 0:
+            raise ValueError("setfit needs at least one labelled issue")
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+        from sklearn.linear_model import LogisticRegression
+
+        p = self.params
+        started = time.perf_counter()
+        self.device = resolve_device(p["device"])
+        quiet = not p["progress"]
+        max_length = int(p["max_length"])
+        texts = [truncate_chars(t, max_length) for t in texts]
+        y = self.binarize(label_sets)
+        positives = y.sum(axis=0)
+        self.trained = (positives > 0) & (positives < len(texts))
+        self.constant = positives / len(texts)
+
+        steps = 0
+        budget = make_budget_callback(p["max_seconds"])
+        with quiet_transformers(quiet):
+            self.body = self._load_body(resolve_model(p["model"]))
+            # a SetFitModel built from the body (not from_pretrained: no head pickle is read)
+            model = SetFitModel(model_body=self.body, multi_target_strategy="one-vs-rest")
+            # setfit's sampler crashes (IndexError) when there are no positive or no negative
+            # pairs, e.g. every issue shares a label: then there is nothing to contrast
+            contrastable = _has_both_kinds_of_pairs(y)
+            if contrastable:
+                # device="cpu" must hold even where a GPU is visible (setfit's inner Trainer)
+                with tempfile.TemporaryDirectory(prefix="labeler-setfit-") as tmp, \
+                        accelerate_cpu(self.device == "cpu"):
+                    args = TrainingArguments(
+                        output_dir=tmp,
+                        batch_size=int(p["batch_size"]),
+                        num_epochs=int(p["epochs"]),
+                        num_iterations=int(p["num_iterations"]),
+                        body_learning_rate=float(p["body_learning_rate"]),
+                        max_steps=int(p["max_steps"]) if p["max_steps"] else -1,
+                        max_length=max_length,
+                        seed=int(p["seed"]),
+                        save_strategy="no",
+                        eval_strategy="no",
+                        logging_strategy="steps" if not quiet else "no",
+                        show_progress_bar=not quiet,
+                        report_to="none",
+                    )
+                    dataset = Dataset.from_dict({"text": list(texts), "label": y.astype(int).tolist()})
+                    trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=[budget])
+                    if quiet:
+                        from transformers import PrinterCallback
+
+                        trainer.st_trainer.remove_callback(PrinterCallback)
+                    # phase 1 only: the head is fitted below, per label, with no pickles involved
+                    trainer.train_embeddings(list(texts), y.astype(int).tolist(), args=args)
+                    steps = int(trainer.st_trainer.state.global_step)
+                    del trainer
+            self.body = model.model_body
+            self.body.eval()
+
+            # phase 2: one logistic regression per label that has both classes
+            get_dim = getattr(self.body, "get_embedding_dimension", None) or self.body.get_sentence_embedding_dimension
+            d = get_dim()
+            self.coef = np.zeros((int(self.trained.sum()), d))
+            self.intercept = np.zeros(int(self.trained.sum()))
+            if self.trained.any():
+                emb = self._embed(texts)
+                for row, j in enumerate(np.flatnonzero(self.trained)):
+                    lr = LogisticRegression(C=float(p["head_c"]), max_iter=int(p["head_max_iter"]))
+                    lr.fit(emb, y[:, j])
+                    self.coef[row] = lr.coef_[0]
+                    self.intercept[row] = lr.intercept_[0]
+
+        self.fitted_info = {
+            "device": self.device,
+            "n_train": len(texts),
+            "steps": steps,
+            "contrastive_phase": bool(contrastable),
+            "stopped_by_budget": bool(budget.stopped),
+            "labels_with_head": int(self.trained.sum()),
+            "constant_labels": [l for l, t in zip(self.labels, self.trained) if not t],
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        return self
+
+    # -- scoring --------------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self.body is None:
+            raise RuntimeError("setfit is not fitted")
+        from scipy.special import expit
+
+        texts = list(texts)
+        out = np.tile(self.constant.astype(np.float64), (len(texts), 1))
+        if texts and self.trained.any():
+            emb = self._embed(texts)
+            # LogisticRegression.predict_proba(emb)[:, 1] for every label at once
+            out[:, self.trained] = expit(emb @ self.coef.T + self.intercept)
+        return out
+
+    # -- persistence: body via save_pretrained (safetensors), heads as arrays -------------
+    def _save(self, directory: Path) -> None:
+        if self.body is None:
+            raise RuntimeError("setfit is not fitted")
+        with quiet_transformers(not self.params.get("progress")):
+            self.body.save_pretrained(str(directory / "body"), create_model_card=False, safe_serialization=True)
+        if not any((directory / "body").rglob("*.safetensors")):
+            raise RuntimeError("the sentence-transformer body was not saved as safetensors")
+        np.savez(directory / "head.npz", trained=self.trained, constant=self.constant,
+                 coef=self.coef, intercept=self.intercept)
+        (directory / "head.json").write_text(json.dumps({
+            "kind": "one-vs-rest logistic regression",
+            "labels_with_head": [l for l, t in zip(self.labels, self.trained) if t],
+            "embedding_dim": int(self.coef.shape[1]) if self.coef.ndim == 2 else 0,
+        }, indent=2))
+
+    def _load(self, directory: Path) -> None:
+        self.device = resolve_device(self.params.get("device"))
+        with quiet_transformers(not self.params.get("progress")):
+            self.body = self._load_body(str(directory / "body"))
+        self.body.eval()
+        with np.load(directory / "head.npz", allow_pickle=False) as data:
+            self.trained = data["trained"].astype(bool)
+            self.constant = data["constant"].astype(np.float64)
+            self.coef = data["coef"].astype(np.float64)
+            self.intercept = data["intercept"].astype(np.float64)
+        if self.trained.shape != (len(self.labels),) or self.coef.shape[0] != int(self.trained.sum()):
+            raise ValueError(f"head.npz in {directory} does not match the {len(self.labels)} labels")
+
+
+def _has_both_kinds_of_pairs(y: np.ndarray) -> bool:
+    """Whether setfit's multi-label sampler finds a positive pair (two issues, or one issue with
+    itself, sharing a label) and a negative pair (two issues sharing none, or an issue with no
+    label paired with itself)."""
+    y = np.asarray(y, dtype=np.int64)
+    if not y.any():
+        return False
+    shared = y @ y.T  # labels in common for every pair, self-pairs included
+    return bool((shared == 0).any())

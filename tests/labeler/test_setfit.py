@@ -1,0 +1,152 @@
+"""The setfit strategy on a tiny BERT built in the test session (seconds, no hub)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("setfit")
+
+from labeler.bundle import Bundle  # noqa: E402
+from labeler.strategies import get_strategy  # noqa: E402
+
+LONG = "Crash when loading " + "x" * 200_000
+
+
+def make(tiny_bert, labels, **params):
+    base = {"model": str(tiny_bert), "num_iterations": 1, "batch_size": 4, "device": "cpu"}
+    return get_strategy("setfit")(labels, **{**base, **params})
+
+
+def test_fit_predict_save_reload(toy, tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # setfit's default output_dir would be ./checkpoints
+    texts, label_sets, labels, _ = toy
+    labels = labels + ["never-used"]
+    strategy = make(tiny_bert, labels).fit(texts, label_sets)
+    info = strategy.fitted_info
+    assert info["steps"] > 0 and info["labels_with_head"] == 3 and info["constant_labels"] == ["never-used"]
+
+    queries = texts[:3] + ["", LONG]
+    scores = strategy.predict_proba(queries)
+    assert scores.shape == (5, 4) and np.all((scores >= 0) & (scores <= 1))
+    assert np.all(scores[:, 3] == 0)  # never seen positive: constant base rate
+    assert strategy.predict_proba([]).shape == (0, 4)
+
+    strategy.save(tmp_path / "sf")
+    files = [p.name for p in (tmp_path / "sf").rglob("*")]
+    assert "head.npz" in files and "model.safetensors" in files
+    assert not any(name.endswith((".pkl", ".joblib", ".bin", ".pt")) for name in files)
+    reloaded = get_strategy("setfit").load(tmp_path / "sf")
+    np.testing.assert_allclose(reloaded.predict_proba(queries), scores, atol=1e-6)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_head_separates_toy_labels(toy, tiny_bert):
+    texts, label_sets, labels, _ = toy
+    strategy = make(tiny_bert, labels, max_steps=1, head_c=100.0).fit(texts, label_sets)
+    scores = strategy.predict_proba(texts)
+    y = strategy.binarize(label_sets)
+    assert scores[y == 1].mean() > scores[y == 0].mean()
+
+
+def test_one_label_all_positive_and_none_positive(toy, tiny_bert):
+    texts, label_sets, _, _ = toy
+    # "bug" has both classes; a label set of one label works
+    one = make(tiny_bert, ["bug"], max_steps=2).fit(texts, label_sets)
+    assert one.predict_proba(["", LONG]).shape == (2, 1)
+    # every issue positive: nothing to contrast per label, constant score 1
+    allpos = make(tiny_bert, ["issue"], max_steps=2).fit(texts, [["issue"]] * len(texts))
+    np.testing.assert_array_equal(allpos.predict_proba(["anything"]), [[1.0]])
+    assert not allpos.fitted_info["contrastive_phase"]
+    # no positive at all: no pairs, no head, constant 0
+    nopos = make(tiny_bert, ["vision"]).fit(texts, [[] for _ in texts])
+    assert nopos.fitted_info["steps"] == 0
+    np.testing.assert_array_equal(nopos.predict_proba(["anything"]), [[0.0]])
+
+
+def test_budget_stops_training(toy, tiny_bert):
+    texts, label_sets, labels, _ = toy
+    by_steps = make(tiny_bert, labels, num_iterations=5, max_steps=1).fit(texts, label_sets)
+    assert by_steps.fitted_info["steps"] == 1
+    by_time = make(tiny_bert, labels, num_iterations=5, max_seconds=0).fit(texts, label_sets)
+    assert by_time.fitted_info["stopped_by_budget"] and by_time.fitted_info["steps"] == 1
+
+
+def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the fallback is not exercised")
+    texts, label_sets, labels, _ = toy
+    with pytest.warns(UserWarning, match="no CUDA"):
+        strategy = make(tiny_bert, labels, device="cuda", max_steps=1).fit(texts, label_sets)
+    assert strategy.fitted_info["device"] == "cpu"
+    strategy.save(tmp_path / "sf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert get_strategy("setfit").load(tmp_path / "sf").device == "cpu"
+
+
+def test_bundle_round_trip(toy, tiny_bert, tmp_path):
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("setfit", texts, label_sets, labels=labels, valid=(texts, label_sets),
+                          params={"model": str(tiny_bert), "num_iterations": 1, "batch_size": 4})
+    bundle.save(tmp_path / "bundle")
+    again = Bundle.load(tmp_path / "bundle")
+    np.testing.assert_allclose(again.predict_proba(texts), bundle.predict_proba(texts), atol=1e-6)
+    assert again.decide(texts).shape == (len(texts), 3)
+
+
+def test_load_never_reads_a_pickled_head(toy, tiny_bert, tmp_path, monkeypatch):
+    """A model_head.pkl planted in the bundle is ignored: loading uses no joblib/pickle."""
+    import joblib
+    import pickle
+
+    texts, label_sets, labels, _ = toy
+    make(tiny_bert, labels, max_steps=1).fit(texts, label_sets).save(tmp_path / "sf")
+    (tmp_path / "sf" / "body" / "model_head.pkl").write_bytes(b"not a pickle")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(joblib, "load", boom)
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    get_strategy("setfit").load(tmp_path / "sf").predict_proba(["x"])
+
+
+def test_bad_parameters(tiny_bert):
+    with pytest.raises(ValueError, match="unknown setfit parameters"):
+        get_strategy("setfit")(["bug"], iterations=3)
+    with pytest.raises(ValueError, match="at least one"):
+        make(tiny_bert, ["bug"]).fit([], [])
+
+
+def test_pair_check_matches_setfit_sampler():
+    from labeler.strategies.setfit_strategy import _has_both_kinds_of_pairs
+
+    assert _has_both_kinds_of_pairs(np.array([[1, 0], [0, 1]]))  # self-pairs positive, cross negative
+    assert _has_both_kinds_of_pairs(np.array([[1], [0]]))  # unlabelled issue: negative self-pair
+    assert not _has_both_kinds_of_pairs(np.array([[1, 0], [1, 1]]))  # every pair shares "a"
+    assert not _has_both_kinds_of_pairs(np.zeros((3, 2)))  # no positive pair at all
+
+
+def test_same_seed_same_model(toy, tiny_bert):
+    texts, label_sets, labels, _ = toy
+    a = make(tiny_bert, labels, max_steps=2, seed=3).fit(texts, label_sets).predict_proba(texts[:4])
+    b = make(tiny_bert, labels, max_steps=2, seed=3).fit(texts, label_sets).predict_proba(texts[:4])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_embedded_minilm_one_step(toy, tmp_path):
+    """The shipped encoder (all-MiniLM-L6-v2, no hub) through fit, save and load."""
+    texts, label_sets, labels, _ = toy
+    strategy = get_strategy("setfit")(labels, max_steps=1, batch_size=4, device="cpu")
+    strategy.fit(texts[:4], label_sets[:4])
+    assert strategy.coef.shape[1] == 384
+    strategy.save(tmp_path / "sf")
+    reloaded = get_strategy("setfit").load(tmp_path / "sf")
+    np.testing.assert_allclose(reloaded.predict_proba(texts[:2]), strategy.predict_proba(texts[:2]), atol=1e-5)
