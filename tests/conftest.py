@@ -4,6 +4,7 @@ and tiny transformer models built on the fly (seconds, no hub)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# embeddings computed by tests go to a fresh directory, never the user's cache
+os.environ["ISSUE_LABELER_CACHE"] = tempfile.mkdtemp(prefix="issue-labeler-test-cache-")
 
 SHARED = Path(os.environ.get("ISSUE_LABELER_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 

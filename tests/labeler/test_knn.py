@@ -178,7 +178,7 @@ def test_cache_switched_off_for_timing(toy, tiny_bert, monkeypatch):
     assert knn.encoder.cache is not None
     monkeypatch.setenv(CACHE_ENV, "off")
     assert knn.encoder.cache is None
-    np.testing.assert_allclose(knn.predict_proba(texts), cached)
+    np.testing.assert_allclose(knn.predict_proba(texts), cached, rtol=1e-5, atol=1e-6)  # re-encoded in other batches
 
 
 def test_refit_with_other_data(toy, tiny_bert):
