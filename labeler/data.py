@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from labeler.errors import DataError
 
@@ -221,6 +221,19 @@ def load_issues(path: str | Path, opts: LoadOptions | None = None) -> LoadResult
             seen.add(text)
         issues.append(issue)
     return LoadResult(issues, n_read, n_dup, n_pr)
+
+
+def binarize(label_sets: Sequence[Iterable[str]], labels: Sequence[str]) -> "np.ndarray":
+    """Label sets to a 0/1 matrix over ``labels`` (names not in ``labels`` are ignored)."""
+    import numpy as np
+
+    index = {label: j for j, label in enumerate(labels)}
+    y = np.zeros((len(label_sets), len(labels)), dtype=np.int8)
+    for i, names in enumerate(label_sets):
+        for name in names:
+            if name in index:
+                y[i, index[name]] = 1
+    return y
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

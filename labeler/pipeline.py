@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from labeler.data import Issue, LoadOptions, LoadResult, load_issues, write_jsonl
+from labeler.data import Issue, LoadOptions, LoadResult, binarize, load_issues, write_jsonl
 from labeler.errors import DataError
 from labeler.labelmap import LabelMap
 from labeler.splits import split_indices, training_slices
@@ -37,16 +36,6 @@ class Prepared:
 
     def y(self) -> np.ndarray:
         return binarize(self.label_sets(), self.labels)
-
-
-def binarize(label_sets: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
-    index = {label: j for j, label in enumerate(labels)}
-    y = np.zeros((len(label_sets), len(labels)), dtype=np.int8)
-    for i, names in enumerate(label_sets):
-        for name in names:
-            if name in index:
-                y[i, index[name]] = 1
-    return y
 
 
 def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,

@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
+from labeler.data import binarize
+
 LabelSets = Sequence[Iterable[str]]
 #: validation data passed to ``fit``: (texts, label_sets)
 Labelled = tuple[Sequence[str], LabelSets]
@@ -69,13 +71,7 @@ class Strategy(ABC):
     # -- helpers shared by subclasses -----------------------------------------------------
     def binarize(self, label_sets: LabelSets) -> np.ndarray:
         """Label sets to a 0/1 matrix over ``self.labels`` (unknown labels are ignored)."""
-        index = {label: i for i, label in enumerate(self.labels)}
-        y = np.zeros((len(label_sets), len(self.labels)), dtype=np.int8)
-        for row, labels in enumerate(label_sets):
-            for label in labels:
-                if label in index:
-                    y[row, index[label]] = 1
-        return y
+        return binarize(label_sets, self.labels)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
