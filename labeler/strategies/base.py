@@ -62,6 +62,12 @@ class Strategy(ABC):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Scores in [0, 1], shape ``(len(texts), len(self.labels))``."""
 
+    def validation_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of the validation texts that decision rules are tuned on. The same as
+        :meth:`predict_proba`, except for strategies that fitted part of themselves on the
+        validation set (``auto``'s stacking returns out-of-fold scores)."""
+        return self.predict_proba(texts)
+
     def explain(self, text: str) -> dict[str, Any]:
         """Why the strategy scored ``text`` as it did; strategies that can say more override
         this (kNN returns the neighbours)."""
