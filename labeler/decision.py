@@ -117,6 +117,10 @@ def best_f1_cut(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     below = np.r_[ls[1:], ls[-1] - 2.0]  # under the lowest score: 2 log-odds lower
     candidates = np.flatnonzero(f1 >= best - 1e-12)
     i = candidates[int(np.argmax(ls[candidates] - below[candidates]))]
+    if i == s.size - 1 and t.mean() <= 0.5:
+        # "everything is positive" only wins when the scores carry no information (a label
+        # never seen in training scores a constant): choose nothing instead
+        return float(_sigmoid(ls[0] + 2.0)), 0.0
     return float(_sigmoid((ls[i] + below[i]) / 2)), best
 
 
