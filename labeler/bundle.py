@@ -114,9 +114,14 @@ class Bundle:
                          "seconds": round(train_seconds, 3),
                          "n_unlabelled": len(unlabelled) if unlabelled is not None else 0},
         }
+        tuning = None
         if valid is not None and len(valid[0]):
-            scores = strategy.validation_scores(valid[0])
-            y_valid = strategy.binarize(valid[1])
+            tuning = (strategy.validation_scores(valid[0]), strategy.binarize(valid[1]))
+        elif strategy.held_out is not None:  # the strategy held out part of train itself (auto)
+            tuning = (strategy.held_out[0], strategy.binarize(strategy.held_out[1]))
+            manifest["validation_from"] = "training hold-out"
+        if tuning is not None:
+            scores, y_valid = tuning
             rule, _ = tune(scores, y_valid, strategy.labels, kind=decision, objective=goal, exclusive=groups)
             manifest["validation"] = evaluate(y_valid, rule.decide(scores, strategy.labels), strategy.labels)
         else:

@@ -73,10 +73,6 @@ class Objective:
     def __str__(self) -> str:
         return self.kind if self.target is None else f"{self.kind}={self.target:g}"
 
-    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        """The F1 this objective ranks rules by (macro for macro, micro otherwise)."""
-        micro, macro = f1_scores(y_true, y_pred)
-        return macro if self.kind == "macro" else micro
 
 
 def wilson_lower(tp: np.ndarray | float, n: np.ndarray | float, z: float = WILSON_Z) -> np.ndarray:
@@ -315,12 +311,14 @@ def _label_stats(rule: DecisionRule, scores: np.ndarray, y: np.ndarray, labels: 
 
 def tune(scores: np.ndarray, y_true: np.ndarray, labels: Sequence[str], kind: str = "auto",
          max_k: int = 3, *, objective: "str | Objective" = "micro",
-         exclusive: Sequence[Sequence[str]] | None = None, shrink: float = 5.0) -> tuple[DecisionRule, float]:
+         exclusive: Sequence[Sequence[str]] | None = None, shrink: float = 5.0,
+         tie: float = 0.005) -> tuple[DecisionRule, float]:
     """Choose a rule on validation scores; returns ``(rule, validation F1 for the objective)``
     (micro F1 for ``precision=P``).
 
     ``kind="auto"`` tries top-k (k = 1..max_k), one global threshold and per-label thresholds
-    and keeps the best (ties go to the simpler rule, in that order). ``precision=P`` always
+    and keeps the best; rules within ``tie`` of the best count as equal and the one with the
+    better other F1 (macro for micro, micro for macro) wins, then the simpler rule. ``precision=P`` always
     makes per-label thresholds. ``exclusive`` groups are applied while tuning, so the rule is
     chosen for the decisions it will really make."""
     scores = np.asarray(scores, dtype=float)
@@ -353,8 +351,14 @@ def tune(scores: np.ndarray, y_true: np.ndarray, labels: Sequence[str], kind: st
         if kind in ("per_label", "auto"):
             candidates.append(DecisionRule("per_label", threshold=global_t,
                                            thresholds=_per_label_f1(scores, y_true, labels, global_t, shrink), **common))
-    scored = [(rule, goal.score(y_true, rule.decide(scores, labels))) for rule in candidates]
-    rule, value = max(scored, key=lambda c: c[1])  # max keeps the first of equals
+    scored = []
+    for rule in candidates:
+        micro, macro = f1_scores(y_true, rule.decide(scores, labels))
+        scored.append((rule, *((macro, micro) if goal.kind == "macro" else (micro, macro))))
+    best = max(value for _, value, _ in scored)
+    # among the rules within `tie` of the best, the one best on the other F1 (the first of
+    # equals: the simpler rule)
+    rule, value, _ = max((c for c in scored if c[1] >= best - tie), key=lambda c: c[2])
     rule.curves = {label: precision_curve(scores[:, j], y_true[:, j]) for j, label in enumerate(labels)
                    if y_true[:, j].any()}
     rule.stats = _label_stats(rule, scores, y_true, labels)

@@ -21,6 +21,7 @@ _MODULES = {
     "zero_shot": "labeler.strategies.zero_shot",
     "finetune": "labeler.strategies.finetune",
     "setfit": "labeler.strategies.setfit_strategy",
+    "auto": "labeler.strategies.auto",
 }
 
 

@@ -40,6 +40,10 @@ class Strategy(ABC):
     #: True when the strategy can score with no labelled training data (zero-shot).
     needs_training: ClassVar[bool] = True
 
+    #: ``(scores, label_sets)`` of training issues the strategy held out for itself when fitted
+    #: without a validation set (``auto`` does); the bundle tunes its decision rule on them
+    held_out: tuple[np.ndarray, LabelSets] | None = None
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
         labels = list(labels)
         if not labels:

@@ -68,13 +68,13 @@ class Linear(Strategy):
         params = {"features": "tfidf", "word_ngram_max": 2, "char_ngram_min": 2, "char_ngram_max": 5,
                   "min_df": 1, "max_features": 200000, "max_chars": 6000, "sublinear_tf": True,
                   "C": None, "C_grid": [0.3, 1, 3, 10, 30, 100], "C_default": 10.0, "cv_min": 60,
-                  "class_weight": "balanced", "model": None, "embedding_weight": 1.0, "device": None,
+                  "class_weight": "balanced", "title_weight": 0.0, "model": None, "embedding_weight": 1.0, "device": None,
                   **params}
         if params["features"] not in FEATURES:
             raise ValueError(f"linear: features must be one of {', '.join(FEATURES)}, not {params['features']!r}")
         super().__init__(labels, descriptions, **params)
-        self.word: TfidfVectorizer | None = None
-        self.char: TfidfVectorizer | None = None
+        #: the fitted TF-IDF blocks by name (word, char, title), in feature order
+        self.vectorizers: dict[str, TfidfVectorizer] = {}
         self.coef: np.ndarray | None = None  # (n_labels, n_features)
         self.intercept: np.ndarray = np.zeros(len(self.labels))
         #: labels with one class only in training get a constant score instead of a model
@@ -90,16 +90,26 @@ class Linear(Strategy):
     def uses_embedding(self) -> bool:
         return self.params["features"] in ("embedding", "both")
 
-    def _vectorizers(self) -> tuple[TfidfVectorizer, TfidfVectorizer | None]:
+    def _vectorizers(self) -> dict[str, TfidfVectorizer | None]:
+        """Fresh vectorizers of the TF-IDF blocks: ``word``, ``char`` (None when switched off)
+        and ``title`` (None unless ``title_weight`` > 0)."""
         p = self.params
         common = {"sublinear_tf": bool(p["sublinear_tf"]), "min_df": p["min_df"],
                   "max_features": p["max_features"], "dtype": np.float32}
-        word = TfidfVectorizer(ngram_range=(1, int(p["word_ngram_max"])), token_pattern=r"(?u)\b\w+\b", **common)
-        char = None
-        if int(p["char_ngram_max"]) > 0:
-            char = TfidfVectorizer(analyzer="char_wb", ngram_range=(int(p["char_ngram_min"]), int(p["char_ngram_max"])),
-                                   **common)
-        return word, char
+        words = r"(?u)\b\w+\b"
+        return {
+            "word": TfidfVectorizer(ngram_range=(1, int(p["word_ngram_max"])), token_pattern=words, **common),
+            "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(int(p["char_ngram_min"]), int(p["char_ngram_max"])),
+                                    **common) if int(p["char_ngram_max"]) > 0 else None,
+            "title": TfidfVectorizer(ngram_range=(1, 2), token_pattern=words, sublinear_tf=True, dtype=np.float32)
+            if float(p["title_weight"]) > 0 else None,
+        }
+
+    @staticmethod
+    def _titles(texts: Sequence[str]) -> list[str]:
+        """The title of each text (everything before the first blank line, see
+        :func:`labeler.data.issue_text`)."""
+        return [(t or "").split("\n\n", 1)[0] for t in texts]
 
     def _cut(self, texts: Sequence[str]) -> list[str]:
         n = int(self.params["max_chars"])
@@ -115,24 +125,25 @@ class Linear(Strategy):
         """The feature matrix of ``texts`` (``fit=True`` learns the vocabularies first)."""
         blocks = []
         if self.uses_tfidf:
-            cut = self._cut(texts)
+            inputs = {"word": self._cut(texts), "char": self._cut(texts), "title": self._titles(texts)}
+            weights = {"title": float(self.params["title_weight"])}
             if fit:
-                self.word, self.char = self._vectorizers()
-                try:
-                    blocks.append(self.word.fit_transform(cut))
-                except ValueError:  # empty vocabulary: only empty texts
-                    self.word = TfidfVectorizer(token_pattern=r"(?u)\S+", dtype=np.float32)
-                    blocks.append(self.word.fit_transform([t or "<empty>" for t in cut]))
-                if self.char is not None:
+                self.vectorizers = {}
+                for name, vec in self._vectorizers().items():
+                    if vec is None:
+                        continue
                     try:
-                        blocks.append(self.char.fit_transform(cut))
-                    except ValueError:
-                        self.char = None
-            else:
-                assert self.word is not None, "linear is not fitted"
-                blocks.append(self.word.transform(cut))
-                if self.char is not None:
-                    blocks.append(self.char.transform(cut))
+                        vec.fit(inputs[name])
+                    except ValueError:  # empty vocabulary: only empty texts
+                        if name != "word":
+                            continue
+                        vec.set_params(token_pattern=r"(?u)\S+", analyzer="word")
+                        vec.fit([t or "<empty>" for t in inputs[name]])
+                    self.vectorizers[name] = vec
+            if not self.vectorizers:
+                raise RuntimeError("linear is not fitted")
+            for name, vec in self.vectorizers.items():
+                blocks.append(vec.transform(inputs[name]) * weights.get(name, 1.0))
         if self.uses_embedding:
             blocks.append(sp.csr_matrix(self._embed(texts)))
         return sp.hstack(blocks, format="csr", dtype=np.float32)
@@ -211,29 +222,25 @@ class Linear(Strategy):
         arrays: dict[str, np.ndarray] = {"coef": self.coef, "intercept": self.intercept,
                                          "trained": self.trained, "constant": self.constant}
         vocab: dict[str, Any] = {}
-        for name in ("word", "char"):
-            vec = getattr(self, name)
-            if vec is not None:
-                vocab[name] = {"vocabulary": {t: int(i) for t, i in vec.vocabulary_.items()},
-                               "token_pattern": vec.token_pattern}
-                arrays[f"{name}_idf"] = vec.idf_
+        for name, vec in self.vectorizers.items():
+            vocab[name] = {"vocabulary": {t: int(i) for t, i in vec.vocabulary_.items()},
+                           "token_pattern": vec.token_pattern}
+            arrays[f"{name}_idf"] = vec.idf_
         (directory / "vocabulary.json").write_text(json.dumps(vocab))
         np.savez_compressed(directory / "linear.npz", **arrays)
 
     def _load(self, directory: Path) -> None:
-        vocab = json.loads((directory / "vocabulary.json").read_text()) if (directory / "vocabulary.json").exists() else {}
-        word, char = self._vectorizers()
-        self.word = self.char = None
+        vocab = json.loads((directory / "vocabulary.json").read_text())
+        fresh = self._vectorizers()
+        self.vectorizers = {}
         with np.load(directory / "linear.npz", allow_pickle=False) as data:
             self.coef = data["coef"]
             self.intercept = data["intercept"]
             self.trained = data["trained"].astype(bool)
             self.constant = data["constant"]
-            for name, vec in (("word", word), ("char", char)):
-                if name in vocab and vec is not None:
-                    vec.set_params(vocabulary=vocab[name]["vocabulary"])
-                    if vocab[name].get("token_pattern") and name == "word":
-                        vec.set_params(token_pattern=vocab[name]["token_pattern"])
-                    vec.vocabulary_ = vocab[name]["vocabulary"]
-                    vec.idf_ = data[f"{name}_idf"]
-                    setattr(self, name, vec)
+            for name, saved in vocab.items():  # JSON keeps the order they were saved in
+                vec = fresh[name]
+                vec.set_params(vocabulary=saved["vocabulary"], token_pattern=saved["token_pattern"])
+                vec.vocabulary_ = saved["vocabulary"]
+                vec.idf_ = data[f"{name}_idf"]
+                self.vectorizers[name] = vec
