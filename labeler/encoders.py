@@ -1,7 +1,7 @@
 """Sentence encoders with an on-disk embedding cache.
 
 :class:`Encoder` turns texts into mean-pooled, L2-normalised sentence embeddings with
-sentence-transformers. A model is named as in :func:`labeler.models.resolve_model`: ``None``
+sentence-transformers. A model is named as in :func:`labeler.hf.resolve_model`: ``None``
 or ``"default"`` for the embedded all-MiniLM-L6-v2, a local directory, or a hub id (which must
 be in the local Hugging Face cache when the hub is unreachable). The device is CUDA when torch
 sees it, else CPU, unless ``device`` says otherwise.
@@ -13,9 +13,10 @@ even load the model. The cache is one SQLite file (float32 bytes, no pickles) un
 ``~/.cache/issue-labeler/embeddings``; set ``ISSUE_LABELER_CACHE`` to move it, or to ``off``
 to disable it (``cache=False`` does the same for one encoder).
 
-Very long texts are cut to ``max_length * 16`` characters before tokenizing (the tokenizer
+Very long texts are cut by :func:`labeler.hf.truncate_chars` before tokenizing (the tokenizer
 truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
-and the empty text is encoded like any other.
+and the empty text is encoded like any other. Model resolution, the device and truncation
+come from :mod:`labeler.hf`; this module holds only the encoder and its cache.
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from labeler.errors import ModelNotAvailableError
-from labeler.models import DEFAULT_ENCODER, pick_device, resolve_model
+from labeler.hf import DEFAULT_ENCODER, pick_device, position_limit, resolve_model, truncate_chars
 
 log = logging.getLogger(__name__)
 
 #: environment variable naming the cache directory (or ``off``)
 CACHE_ENV = "ISSUE_LABELER_CACHE"
-#: characters kept per token of ``max_length`` before tokenizing
-CHARS_PER_TOKEN = 16
 #: encode at least this many uncached texts before a progress bar is shown
 PROGRESS_MIN = 256
 
@@ -186,7 +185,7 @@ class Encoder:
                 f"could not load the encoder {self.name!r} from {self.path}: {type(exc).__name__}: {exc}. "
                 "Point the model parameter at a local sentence-transformers or transformers model "
                 "directory, or leave it unset for the embedded all-MiniLM-L6-v2.") from None
-        limit = _position_limit(model)
+        limit = position_limit(getattr(getattr(model[0], "auto_model", None), "config", None))
         if limit and self.max_length > limit:
             log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
         model.max_seq_length = min(self.max_length, limit or self.max_length)
@@ -220,8 +219,7 @@ class Encoder:
     def _encode_new(self, hashes: list[str], texts: list[str]) -> dict[str, np.ndarray]:
         from tqdm.auto import tqdm
 
-        limit = self.max_length * CHARS_PER_TOKEN
-        texts = [t[:limit] for t in texts]
+        texts = [truncate_chars(t, self.max_length) for t in texts]
         show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN
         # chunks of several batches: the cache keeps what was done if a long run is stopped
         chunk = self.batch_size * 8
@@ -244,18 +242,6 @@ class Encoder:
                 self.stats["encoded"] += len(part)
                 bar.update(len(part))
         return out
-
-
-def _position_limit(model) -> int | None:
-    """The most tokens the encoder's position embeddings take (RoBERTa-like models keep two
-    positions for padding), or None when unknown."""
-    config = getattr(getattr(model[0], "auto_model", None), "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 0:
-        return None
-    if any(name in (config.model_type or "") for name in ("roberta", "camembert", "mpnet", "longformer")):
-        limit -= 2
-    return limit
 
 
 _ENCODERS: dict[tuple, Encoder] = {}

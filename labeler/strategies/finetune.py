@@ -32,16 +32,16 @@ import numpy as np
 from scipy.special import expit
 
 from labeler.metrics import micro_f1
-from labeler.models import resolve_model
-from labeler.strategies import register
-from labeler.strategies._hf import (
+from labeler.hf import (
     make_budget_callback,
+    pick_device,
     quiet_transformers,
-    resolve_device,
+    resolve_model,
     save_safetensors,
     transformers_major,
     truncate_chars,
 )
+from labeler.strategies import register
 from labeler.strategies.base import Labelled, LabelSets, Strategy
 
 DEFAULTS: dict[str, Any] = {
@@ -146,7 +146,7 @@ class FineTune(Strategy):
 
         p = self.params
         started = time.perf_counter()
-        self.device = resolve_device(p["device"])
+        self.device = pick_device(p["device"])
         seed = int(p["seed"])
         source = resolve_model(p["model"])
         y = self.binarize(label_sets)
@@ -311,7 +311,7 @@ class FineTune(Strategy):
                 stored = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
                 if stored != self.labels:
                     raise ValueError(f"model in {directory} predicts {stored}, the bundle says {self.labels}")
-        self.device = resolve_device(self.params.get("device"))
+        self.device = pick_device(self.params.get("device"))
         self.model.to(self.device)
         self.model.eval()
 

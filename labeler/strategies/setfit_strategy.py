@@ -31,10 +31,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labeler.models import resolve_model
+from labeler.hf import (accelerate_cpu, make_budget_callback, pick_device, quiet_transformers, resolve_model,
+                        truncate_chars)
 from labeler.strategies import register
-from labeler.strategies._hf import (accelerate_cpu, make_budget_callback, quiet_transformers, resolve_device,
-                                   truncate_chars)
 from labeler.strategies.base import Labelled, LabelSets, Strategy
 
 DEFAULTS: dict[str, Any] = {
@@ -125,7 +124,7 @@ class SetFit(Strategy):
 
         p = self.params
         started = time.perf_counter()
-        self.device = resolve_device(p["device"])
+        self.device = pick_device(p["device"])
         quiet = not p["progress"]
         max_length = int(p["max_length"])
         texts = [truncate_chars(t, max_length) for t in texts]
@@ -231,7 +230,7 @@ class SetFit(Strategy):
         }, indent=2))
 
     def _load(self, directory: Path) -> None:
-        self.device = resolve_device(self.params.get("device"))
+        self.device = pick_device(self.params.get("device"))
         with quiet_transformers(not self.params.get("progress")):
             self.body = self._load_body(str(directory / "body"))
         self.body.eval()

@@ -59,9 +59,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labeler.encoders import CHARS_PER_TOKEN, get_encoder
+from labeler.encoders import get_encoder
 from labeler.errors import ModelNotAvailableError
-from labeler.models import pick_device, resolve_model
+from labeler.hf import pick_device, resolve_model, truncate_chars
 from labeler.strategies import register
 from labeler.strategies.base import Labelled, LabelSets, Strategy
 
@@ -171,9 +171,9 @@ class ZeroShot(Strategy):
     def _nli_scores(self, texts: list[str]) -> np.ndarray:
         pipe = self.pipeline
         hyps = self.hypotheses()
-        limit = int(self.params["max_length"]) * CHARS_PER_TOKEN
+        max_length = int(self.params["max_length"])
         # the tokenizer truncates the issue (only_first); an empty issue still makes a pair
-        cut = [t[:limit] if t.strip() else "(empty)" for t in texts]
+        cut = [truncate_chars(t, max_length) if t.strip() else "(empty)" for t in texts]
         # one candidate "label" per full hypothesis, with the identity template: the pipeline
         # scores all of an issue's hypotheses in batches of batch_size pairs
         unique = list(dict.fromkeys(hyps))
