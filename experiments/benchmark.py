@@ -109,20 +109,13 @@ def load_rows(path: Path) -> list[dict]:
 
 def time_predictions(bundle: Bundle, texts: list[str]) -> float:
     """Milliseconds per issue to score ``texts`` from scratch: the embedding cache is switched
-    off, so encoders pay for encoding as they would on a new issue."""
-    from labeler.encoders import CACHE_ENV
+    off (for this call only), so encoders pay for encoding as they would on a new issue."""
+    from labeler.encoders import cache_disabled
 
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = "off"
-    try:
+    with cache_disabled():
         started = time.perf_counter()
         bundle.predict_proba(texts)
         return 1000 * (time.perf_counter() - started) / max(len(texts), 1)
-    finally:
-        if before is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = before
 
 
 def run(args: argparse.Namespace) -> None:

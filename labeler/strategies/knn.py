@@ -155,6 +155,7 @@ class KNN(Strategy):
         if unknown:
             raise ValueError(f"unknown knn parameters: {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
         super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        self._encoder = None
         self.index = None
         self.on_gpu = False
         self._gpu_resources = None
@@ -167,10 +168,13 @@ class KNN(Strategy):
     # -- pieces ---------------------------------------------------------------------------
     @property
     def encoder(self):
-        """The shared encoder for these params (looked up on each use, so that switching the
-        cache off with ``ISSUE_LABELER_CACHE=off``, e.g. to time predictions, takes effect)."""
-        p = self.params
-        return get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"], max_length=p["max_length"])
+        """The encoder for these params (the process-wide shared one, fetched on first use and
+        kept). To score without the embedding cache, use :func:`labeler.encoders.cache_disabled`."""
+        if self._encoder is None:
+            p = self.params
+            self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
+                                        max_length=p["max_length"])
+        return self._encoder
 
     def _set_index(self, cpu_index) -> None:
         self.index, self._gpu_resources = to_gpu(cpu_index, self.params["use_gpu"])

@@ -62,6 +62,7 @@ import numpy as np
 from labeler.encoders import get_encoder
 from labeler.errors import ModelNotAvailableError
 from labeler.hf import pick_device, resolve_model, truncate_chars
+from labeler.lru import LRU
 from labeler.strategies import register
 from labeler.strategies.base import Labelled, LabelSets, Strategy
 
@@ -75,7 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "use_descriptions": True, "calibration": "auto", "center": "auto", "background_max": 1000,
     "device": "auto", "batch_size": 32, "max_length": 256,
 }
-_PIPELINES: dict[tuple, Any] = {}
+#: loaded NLI pipelines, shared by the zero_shot strategies of this process
+_PIPELINES: LRU[tuple, Any] = LRU(maxsize=2)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -105,6 +107,8 @@ class ZeroShot(Strategy):
         self.variant = params["variant"]
         if self.variant == "auto":
             self.variant = "nli" if params["nli_model"] else "embedding"
+        self._encoder = None
+        self._pipeline = None
         self.label_vectors: np.ndarray | None = None
         #: per-label cosine offsets: the mean issue embedding's similarity to each label
         self.offsets: np.ndarray | None = None
@@ -126,32 +130,39 @@ class ZeroShot(Strategy):
     # -- models -----------------------------------------------------------------------------
     @property
     def encoder(self):
-        p = self.params
-        return get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"], max_length=p["max_length"])
+        """The (shared) encoder of the embedding variant, fetched on first use and kept."""
+        if self._encoder is None:
+            p = self.params
+            self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
+                                        max_length=p["max_length"])
+        return self._encoder
 
     @property
     def pipeline(self):
-        p = self.params
-        name = p["nli_model"] or DEFAULT_NLI_MODEL
-        path = resolve_model(name)
-        device = pick_device(p["device"])
-        key = (path, device, int(p["max_length"]))
-        if key not in _PIPELINES:
-            from transformers import pipeline
+        """The (shared) NLI pipeline of the nli variant, loaded on first use and kept."""
+        if self._pipeline is None:
+            p = self.params
+            path = resolve_model(p["nli_model"] or DEFAULT_NLI_MODEL)
+            key = (path, pick_device(p["device"]), int(p["max_length"]))
+            self._pipeline = _PIPELINES.get_or_create(key, lambda: self._load_pipeline(path, key[1]))
+        return self._pipeline
 
-            try:
-                pipe = pipeline("zero-shot-classification", model=path, device=device)
-            except Exception as exc:  # noqa: BLE001
-                raise ModelNotAvailableError(
-                    f"could not load the NLI model {name!r} from {path}: {type(exc).__name__}: {exc}. "
-                    "Point nli_model at a local directory of a sequence-classification model whose "
-                    "config has an 'entailment' label, or use variant='embedding'.") from None
-            if pipe.entailment_id == -1:
-                raise ModelNotAvailableError(f"the NLI model {name!r} has no 'entailment' label in its config")
-            pipe.tokenizer.model_max_length = min(int(p["max_length"]),
-                                                  pipe.tokenizer.model_max_length or int(p["max_length"]))
-            _PIPELINES[key] = pipe
-        return _PIPELINES[key]
+    def _load_pipeline(self, path: str, device: str):
+        from transformers import pipeline
+
+        name = self.params["nli_model"] or DEFAULT_NLI_MODEL
+        max_length = int(self.params["max_length"])
+        try:
+            pipe = pipeline("zero-shot-classification", model=path, device=device)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelNotAvailableError(
+                f"could not load the NLI model {name!r} from {path}: {type(exc).__name__}: {exc}. "
+                "Point nli_model at a local directory of a sequence-classification model whose "
+                "config has an 'entailment' label, or use variant='embedding'.") from None
+        if pipe.entailment_id == -1:
+            raise ModelNotAvailableError(f"the NLI model {name!r} has no 'entailment' label in its config")
+        pipe.tokenizer.model_max_length = min(max_length, pipe.tokenizer.model_max_length or max_length)
+        return pipe
 
     # -- raw scores -------------------------------------------------------------------------
     def raw_scores(self, texts: Sequence[str]) -> np.ndarray:

@@ -171,14 +171,25 @@ def test_missing_model(toy, tmp_path):
         KNN(labels, model=str(tmp_path / "absent")).fit(texts, label_sets)
 
 
-def test_cache_switched_off_for_timing(toy, tiny_bert, monkeypatch):
+def test_cache_switched_off_for_timing(toy, tiny_bert):
+    """knn holds its encoder; cache_disabled() makes it re-encode, with no environment change."""
+    import os
+
+    from labeler.encoders import cache_disabled
+
     texts, label_sets, labels, _ = toy
     knn = KNN(labels, model=str(tiny_bert), k=2, m=1).fit(texts, label_sets)
+    encoder = knn.encoder
     cached = knn.predict_proba(texts)
-    assert knn.encoder.cache is not None
-    monkeypatch.setenv(CACHE_ENV, "off")
-    assert knn.encoder.cache is None
-    np.testing.assert_allclose(knn.predict_proba(texts), cached, rtol=1e-5, atol=1e-6)  # re-encoded in other batches
+    assert encoder.cache is not None
+    before, env = dict(encoder.stats), dict(os.environ)
+    with cache_disabled():
+        fresh = knn.predict_proba(texts)
+    assert knn.encoder is encoder and dict(os.environ) == env
+    assert encoder.stats["encoded"] == before["encoded"] + len(texts) and encoder.stats["cached"] == before["cached"]
+    np.testing.assert_allclose(fresh, cached, rtol=1e-5, atol=1e-6)  # re-encoded in other batches
+    knn.predict_proba(texts)
+    assert encoder.stats["cached"] == before["cached"] + len(texts)  # the cache is back after the block
 
 
 def test_refit_with_other_data(toy, tiny_bert):

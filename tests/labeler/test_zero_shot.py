@@ -138,3 +138,14 @@ def test_bot_path_with_embedded_minilm(toy, tmp_path):
     predictions = Bundle.load(tmp_path / "bot").predict(texts)
     hits = sum(p[0].label in truth for p, truth in zip(predictions, label_sets))
     assert hits >= 9, predictions  # MiniLM gets 12 of 12 top-1 on these issues
+
+
+def test_holds_its_encoder_and_pipeline(toy, tiny_bert, tiny_nli):
+    from labeler.strategies import zero_shot
+
+    _, _, labels, _ = toy
+    z = ZeroShot(labels, model=str(tiny_bert), device="cpu")
+    assert z.encoder is z.encoder
+    nli = ZeroShot(labels, nli_model=str(tiny_nli), device="cpu")
+    assert nli.pipeline is nli.pipeline
+    assert isinstance(zero_shot._PIPELINES, zero_shot.LRU) and zero_shot._PIPELINES.maxsize <= 2

@@ -1,0 +1,32 @@
+"""experiments/benchmark.py: the pieces that are not a long run (timing, parameters)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from labeler.bundle import Bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "experiments" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_predictions_encodes_without_the_cache_and_leaves_the_environment(benchmark, toy, tiny_bert):
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("knn", texts, label_sets, labels=labels, params={"model": str(tiny_bert), "k": 2, "m": 1})
+    bundle.predict_proba(texts)  # now every text is in the cache
+    encoder = bundle.strategy.encoder
+    before, env = dict(encoder.stats), dict(os.environ)
+    assert benchmark.time_predictions(bundle, texts) > 0
+    assert dict(os.environ) == env
+    assert encoder.stats["encoded"] == before["encoded"] + len(texts)
