@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from labeler.bundle import Bundle  # noqa: E402
+from labeler.decision import check_decision  # noqa: E402
+from labeler.errors import LabelerError  # noqa: E402
 from labeler.pipeline import prepare  # noqa: E402
 from labeler.splits import split_indices, training_slices  # noqa: E402
 
@@ -71,17 +73,24 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_params(items: list[str]) -> dict[str, dict]:
+    """``--param STRATEGY.KEY=VALUE`` items to ``{strategy: {key: value}}``, read by the CLI's
+    own parser (``labeler.strategies.base.parse_params``) and checked against each strategy's
+    ``Params`` before anything runs."""
+    from labeler.errors import LabelerError
+    from labeler.strategies import get_strategy
+    from labeler.strategies.base import parse_params as parse_key_values
+
     out: dict[str, dict] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        strategy, _, name = key.partition(".")
-        if not name:
-            raise SystemExit(f"--param takes STRATEGY.KEY=VALUE, got {item!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(strategy, {})[name] = parsed
+    try:
+        for key, value in parse_key_values(items).items():
+            strategy, _, name = key.partition(".")
+            if not name:
+                raise SystemExit(f"--param takes STRATEGY.KEY=VALUE, got {key!r}")
+            out.setdefault(strategy, {})[name] = value
+        for strategy, params in out.items():
+            get_strategy(strategy).check_params(params)
+    except (LabelerError, KeyError) as exc:
+        raise SystemExit(f"--param: {exc.args[0]}") from None
     return out
 
 
@@ -119,6 +128,13 @@ def time_predictions(bundle: Bundle, texts: list[str]) -> float:
 
 
 def run(args: argparse.Namespace) -> None:
+    # options first: a misspelt parameter or decision rule stops the run before any data is read
+    strategies = [s for s in args.strategies.split(",") if s]
+    params = parse_params(args.param)
+    try:
+        check_decision(args.decision)
+    except LabelerError as exc:
+        raise SystemExit(f"--decision: {exc}") from None
     data_file, map_file = DATASETS[args.dataset]
     data_dir = Path(args.data_dir or os.environ.get("ISSUE_LABELER_DATA") or ROOT.parent / "shared" / "data")
     prepared = prepare(data_dir / data_file, ROOT / map_file)
@@ -127,12 +143,10 @@ def run(args: argparse.Namespace) -> None:
     unlabelled = [i.text for i in prepared.unlabelled]
     print(f"{args.dataset}: {prepared.load.summary()}; {len(texts)} labelled, {len(unlabelled)} unlabelled, "
           f"{len(labels)} labels", file=sys.stderr)
-    params = parse_params(args.param)
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     done = {run_key(r) for r in load_rows(results) if "error" not in r}
     info = machine()
-    strategies = [s for s in args.strategies.split(",") if s]
     seeds = parse_seeds(args.seeds)
     wanted = [s for s in args.slices.split(",") if s] if args.slices else SLICE_ORDER
     grid = [(seed, strategy, name) for seed in seeds for strategy in strategies for name in wanted]

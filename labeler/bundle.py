@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from labeler import __version__
-from labeler.decision import DecisionRule, tune
+from labeler.decision import DecisionRule, check_decision, tune
 from labeler.errors import BundleError
 from labeler.metrics import evaluate
 from labeler.strategies import Strategy, get_strategy
@@ -87,7 +87,11 @@ class Bundle:
         ``valid`` when given, and record everything in the manifest.
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
-        a 0.5 threshold, or top-1 for strategies that need no training)."""
+        a 0.5 threshold, or top-1 for strategies that need no training).
+
+        A bad ``decision`` or strategy parameter raises :class:`~labeler.errors.ParameterError`
+        before anything is fitted."""
+        check_decision(decision)
         if isinstance(strategy, str):
             if labels is None:
                 raise ValueError("labels are needed to build a strategy by name")

@@ -50,19 +50,6 @@ def friendly(func: Callable) -> Callable:
     return wrapper
 
 
-def _parse_params(items: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LabelerError(f"--param takes KEY=VALUE, got {item!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | None, Path | None]:
     """A directory written by ``split`` stands for its train.jsonl (+ valid, unlabelled)."""
     if data.is_dir():
@@ -102,21 +89,24 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           valid: Annotated[Optional[Path], typer.Option(help="validation issues: tunes the decision rule and hyper-parameters")] = None,
           output: Annotated[Path, typer.Option("--output", "-o", help="bundle directory to write")] = Path("bundle"),
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="strategy parameter KEY=VALUE (JSON values), repeatable")] = None,
-          decision: Annotated[str, typer.Option(help="auto, top_k, threshold or per_label")] = "auto",
+          decision: Annotated[str, typer.Option(help="decision rule: auto, top_k, threshold or per_label")] = "auto",
           use_unlabelled: Annotated[bool, typer.Option(help="give the unlabelled pool to strategies that use it")] = False,
           fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = "title",
           body_column: BodyColOpt = "body", label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
     """Train a strategy and save a model bundle (tuned on --valid when given)."""
     from labeler.bundle import Bundle
+    from labeler.decision import check_decision
     from labeler.pipeline import prepare
-
     from labeler.strategies import get_strategy
+    from labeler.strategies.base import parse_params
 
-    params = _parse_params(param)
+    # every option is checked before any data is read or anything is trained
     try:
         strategy_cls = get_strategy(strategy)
     except KeyError as exc:
         raise LabelerError(exc.args[0]) from None
+    params = strategy_cls.check_params(parse_params(param))
+    check_decision(decision)
     opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
     data, valid, unlabelled_path = _resolve_split_dir(data, valid)
     prepared = prepare(data, label_map, opts)
@@ -228,12 +218,26 @@ def fetch(repo: Annotated[str, typer.Argument(help="OWNER/REPO")],
 
 
 @app.command()
-def strategies():
-    """List the strategies the registry knows."""
-    from labeler.strategies import available
+@friendly
+def strategies(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list each strategy's parameters (type, default, meaning)")] = False):
+    """List the strategies the registry knows (with --verbose: their -p parameters)."""
+    from labeler.strategies import available, get_strategy
+    from labeler.strategies.base import describe_params
 
     for name in available():
-        typer.echo(name)
+        if not verbose:
+            typer.echo(name)
+            continue
+        cls = get_strategy(name)
+        summary = (cls.__doc__ or "").strip().split("\n\n", 1)[0].replace("\n", " ")
+        typer.echo(f"{name}: {summary}" if summary else name)
+        rows = [(p.name, p.type, json.dumps(p.default), p.description) for p in describe_params(cls)]
+        if not rows:
+            typer.echo("  (no parameters)")
+        widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+        for row in rows:
+            typer.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+        typer.echo("")
 
 
 @app.command()

@@ -17,9 +17,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from labeler.errors import ParameterError
 from labeler.metrics import micro_f1
 
 KINDS = ("top_k", "threshold", "per_label")
+#: what ``Bundle.train(decision=...)`` and ``issue-labeler train --decision`` take
+DECISIONS = ("auto", *KINDS)
 #: candidate thresholds for tuning: fine near 0 and 1 where calibrated-ish scores cluster
 _GRID = np.unique(np.concatenate([np.linspace(0.01, 0.99, 99), [0.001, 0.005, 0.995, 0.999]]))
 
@@ -69,6 +72,14 @@ class DecisionRule:
         if self.kind == "threshold":
             return f"score >= {self.threshold:.3f}"
         return f"per-label thresholds (default {self.threshold:.3f})"
+
+
+def check_decision(kind: str) -> str:
+    """``kind`` when it names a decision rule (or ``auto``); else a one-line
+    :class:`~labeler.errors.ParameterError`, so a bad rule is caught before training."""
+    if kind not in DECISIONS:
+        raise ParameterError(f"unknown decision rule {kind!r}; use {', '.join(DECISIONS)}")
+    return kind
 
 
 def _best_threshold(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -24,7 +24,8 @@ one JSON-serialisable dict per training text, to ``fit`` (or set ``strategy.meta
 line (cut to 200 characters). The bundle stores the index (``faiss.write_index``, from the CPU),
 the neighbours' metadata (JSON) and the training label matrix (``.npz``).
 
-Parameters (all optional, JSON values):
+Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
+``issue-labeler strategies --verbose`` lists):
 
 =====================  ============  ============================================================
 ``model``              None          encoder: hub id or directory; None = embedded all-MiniLM-L6-v2
@@ -51,24 +52,46 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, PositiveInt, field_validator
 
 from labeler.encoders import get_encoder
 from labeler.metrics import micro_f1
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
-DEFAULTS: dict[str, Any] = {
-    "model": None, "device": "auto", "batch_size": 32, "max_length": 256,
-    "k": None, "m": None, "k_max": 16,
-    "index": "auto", "approx_threshold": 50000, "hnsw_m": 32, "ef_search": 128,
-    "nlist": None, "nprobe": 16, "use_gpu": "auto", "tiebreak": "similarity",
-}
+
+
+class KNNParams(StrategyParams):
+    model: Optional[str] = Field(None, description="encoder: hub id or directory; None = embedded all-MiniLM-L6-v2")
+    device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
+    batch_size: PositiveInt = Field(32, description="encoding batch size")
+    max_length: PositiveInt = Field(256, description="tokens per issue (longer texts are truncated)")
+    k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
+    m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
+    k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")
+    index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index; auto = flat up to approx_threshold issues, then hnsw")
+    approx_threshold: int = Field(50000, ge=0, description="training issues above which index=auto uses HNSW")
+    hnsw_m: PositiveInt = Field(32, description="HNSW graph degree")
+    ef_search: PositiveInt = Field(128, description="HNSW search depth")
+    nlist: Optional[PositiveInt] = Field(None, description="IVF cells (None: about 4 * sqrt(n))")
+    nprobe: PositiveInt = Field(16, description="IVF cells visited per query")
+    use_gpu: Literal["auto"] | bool = Field(
+        "auto", description="put the index on the GPU: auto (when FAISS sees one), true or false")
+    tiebreak: Literal["similarity", "none"] = Field(
+        "similarity", description="order equal vote counts by a similarity-weighted vote over the k_max "
+                                  "nearest issues; none = pure counts (the book's)")
+
+    @field_validator("tiebreak", mode="before")
+    @classmethod
+    def _no_tiebreak(cls, value: Any) -> Any:
+        return "none" if value in (None, False) else value  # spellings the strategy always took
 #: without validation data (and no k/m given): the book's full-data choice, k=15, m=5,
 #: scaled down to small training sets
 DEFAULT_K, DEFAULT_M = 15, 5
@@ -150,11 +173,10 @@ class KNN(Strategy):
     __doc__ = __doc__
     name = "knn"
 
+    Params = KNNParams
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown knn parameters: {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-        super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        super().__init__(labels, descriptions, **params)
         self._encoder = None
         self.index = None
         self.on_gpu = False
@@ -269,7 +291,7 @@ class KNN(Strategy):
         """Similarity-weighted label vote over the k_max nearest issues, in [0, 1]: orders
         labels with equal counts (and those with no vote among the k) for top-k and
         per-label decisions, without changing "seen at least m times"."""
-        if self.params["tiebreak"] in (None, "none", False):
+        if self.params["tiebreak"] == "none":
             return None
         weights = np.where(ids >= 0, np.clip(sims, 0.0, None), 0.0)
         votes = np.einsum("nk,nkl->nl", weights, self.y[np.where(ids >= 0, ids, 0)].astype(float))

@@ -29,7 +29,8 @@ logistic regression on the training issues (``calibration="auto"``; ``"none"`` k
 scores, ``"platt"`` also calibrates the NLI variant) so that scores of different labels are
 comparable, and the bundle tunes top-k or thresholds on validation as usual.
 
-Parameters (all optional, JSON values):
+Parameters (all optional, JSON values; validated by :class:`ZeroShotParams`, which
+``issue-labeler strategies --verbose`` lists):
 
 =========================  ==============================================  ====================
 ``variant``                "auto" (nli when ``nli_model`` is set), "embedding", "nli"
@@ -55,27 +56,52 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, PositiveInt, field_validator
 
 from labeler.encoders import get_encoder
 from labeler.errors import ModelNotAvailableError
 from labeler.hf import pick_device, resolve_model, truncate_chars
 from labeler.lru import LRU
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NLI_MODEL = "facebook/bart-large-mnli"
-DEFAULTS: dict[str, Any] = {
-    "variant": "auto", "model": None, "nli_model": None,
-    "template": "This issue is about {label}.",
-    "description_template": "This issue is about {label}: {description}",
-    "use_descriptions": True, "calibration": "auto", "center": "auto", "background_max": 1000,
-    "device": "auto", "batch_size": 32, "max_length": 256,
-}
+
+
+class ZeroShotParams(StrategyParams):
+    variant: Literal["auto", "embedding", "nli"] = Field(
+        "auto", description="embedding similarity or an NLI model; auto = nli when nli_model is set")
+    model: Optional[str] = Field(None, description="encoder of the embedding variant; None = embedded all-MiniLM-L6-v2")
+    nli_model: Optional[str] = Field(
+        None, description=f"NLI model (hub id or directory) of the nli variant; None = {DEFAULT_NLI_MODEL}")
+    template: str = Field("This issue is about {label}.", description="hypothesis for a label without description "
+                                                                      "({label}; {} means {label})")
+    description_template: str = Field("This issue is about {label}: {description}",
+                                      description="hypothesis for a label with a description ({label}, {description})")
+    use_descriptions: bool = Field(True, description="use GitHub label descriptions in the hypotheses")
+    calibration: Literal["auto", "none", "platt"] = Field(
+        "auto", description="per-label logistic calibration on labelled issues; auto = platt for the embedding variant")
+    center: Literal["auto", "none"] = Field(
+        "auto", description="embedding variant: measure similarities from the mean issue that fit sees")
+    background_max: int = Field(1000, ge=0, description="most texts used for centering (unlabelled ones fill up)")
+    device: str = Field("auto", description="torch device: auto (cuda when available), cpu, cuda, ...")
+    batch_size: PositiveInt = Field(32, description="texts per encoder batch; (issue, label) pairs per NLI batch")
+    max_length: PositiveInt = Field(256, description="tokens per issue (NLI: issue + hypothesis)")
+
+    @field_validator("template", "description_template")
+    @classmethod
+    def _fills(cls, value: str) -> str:
+        try:
+            value.replace("{}", "{label}").format(label="bug", description="Something isn't working")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"a template may use only {{label}} and {{description}} ({type(exc).__name__}: {exc})") from None
+        return value
+
 #: loaded NLI pipelines, shared by the zero_shot strategies of this process
 _PIPELINES: LRU[tuple, Any] = LRU(maxsize=2)
 
@@ -91,22 +117,13 @@ class ZeroShot(Strategy):
     name = "zero_shot"
     needs_training = False
 
+    Params = ZeroShotParams
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown zero_shot parameters: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(DEFAULTS)}")
-        params = {**DEFAULTS, **params}
-        if params["variant"] not in ("auto", "embedding", "nli"):
-            raise ValueError(f"unknown zero_shot variant {params['variant']!r}; use auto, embedding or nli")
-        if params["calibration"] not in ("auto", "none", "platt"):
-            raise ValueError(f"unknown calibration {params['calibration']!r}; use auto, none or platt")
-        if params["center"] not in ("auto", "none"):
-            raise ValueError(f"unknown center {params['center']!r}; use auto or none")
         super().__init__(labels, descriptions, **params)
-        self.variant = params["variant"]
+        self.variant = self.params["variant"]
         if self.variant == "auto":
-            self.variant = "nli" if params["nli_model"] else "embedding"
+            self.variant = "nli" if self.params["nli_model"] else "embedding"
         self._encoder = None
         self._pipeline = None
         self.label_vectors: np.ndarray | None = None

@@ -30,3 +30,18 @@ def test_time_predictions_encodes_without_the_cache_and_leaves_the_environment(b
     assert benchmark.time_predictions(bundle, texts) > 0
     assert dict(os.environ) == env
     assert encoder.stats["encoded"] == before["encoded"] + len(texts)
+
+
+def test_params_use_the_cli_parser_and_are_checked_first(benchmark):
+    assert benchmark.parse_params(["knn.k=3", "knn.model=/some/dir", "naive_bayes.alpha=0.5"]) == \
+        {"knn": {"k": 3, "model": "/some/dir"}, "naive_bayes": {"alpha": 0.5}}
+    with pytest.raises(SystemExit, match="STRATEGY.KEY=VALUE"):
+        benchmark.parse_params(["k=3"])
+    with pytest.raises(SystemExit, match="knn: unknown parameter 'kk'"):
+        benchmark.parse_params(["knn.kk=3"])
+    with pytest.raises(SystemExit, match="unknown strategy 'knnn'"):
+        benchmark.parse_params(["knnn.k=3"])
+    with pytest.raises(SystemExit, match="unknown decision rule"):
+        benchmark.main(["--decision", "sometimes", "--data-dir", "/nonexistent"])
+    with pytest.raises(SystemExit, match="alhpa"):
+        benchmark.main(["--param", "naive_bayes.alhpa=1", "--data-dir", "/nonexistent"])

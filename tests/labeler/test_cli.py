@@ -59,12 +59,30 @@ def test_train_on_split_directory(trained, tmp_path):
     (["evaluate", "no-bundle", "missing.jsonl"], "no model bundle at no-bundle"),
     (["train", EXAMPLES / "issues.jsonl", "-p", "oops"], "KEY=VALUE"),
     (["train", EXAMPLES / "issues.jsonl", "-s", "magic"], "unknown strategy 'magic'"),
+    (["train", EXAMPLES / "issues.jsonl", "-p", "alhpa=0.5"], "naive_bayes: unknown parameter 'alhpa' (did you mean 'alpha'?)"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "knn", "-p", "kk=3"], "knn: unknown parameter 'kk'"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "knn", "-p", "k=many"], "knn: parameter 'k'"),
+    (["train", EXAMPLES / "issues.jsonl", "--decision", "sometimes"], "unknown decision rule 'sometimes'"),
 ])
-def test_bad_input_one_line_exit_2(args, message):
+def test_bad_input_one_line_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.strip().splitlines()) == 1  # no "training ..." line: nothing was trained
+    assert not any(tmp_path.iterdir())
+
+
+def test_strategies_verbose_lists_parameters():
+    result = run("strategies")
+    assert result.exit_code == 0 and result.stdout.split() == sorted(result.stdout.split())
+    result = run("strategies", "--verbose")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    alpha = next(line for line in lines if line.strip().startswith("alpha "))
+    assert "float >= 0" in alpha and "1.0" in alpha and "smoothing" in alpha
+    assert any(line.strip().startswith("k ") and "int > 0 | None" in line for line in lines)
+    assert any(line.startswith("knn: ") for line in lines)
 
 
 def test_label_map_matching_nothing(tmp_path):

@@ -151,7 +151,7 @@ def test_bad_inputs(toy, tiny_bert):
     assert knn.predict_proba([]).shape == (0, 1)
     with pytest.raises(ValueError, match="at least one"):
         KNN(["bug"], model=str(tiny_bert)).fit([], [])
-    with pytest.raises(ValueError, match="unknown knn parameters"):
+    with pytest.raises(ValueError, match="knn: unknown parameter .kk."):
         KNN(["bug"], kk=3)
     with pytest.raises(RuntimeError, match="not fitted"):
         KNN(["bug"]).predict_proba(["x"])

@@ -118,7 +118,7 @@ def test_load_never_reads_a_pickled_head(toy, tiny_bert, tmp_path, monkeypatch):
 
 
 def test_bad_parameters(tiny_bert):
-    with pytest.raises(ValueError, match="unknown setfit parameters"):
+    with pytest.raises(ValueError, match="setfit: unknown parameter .iterations."):
         get_strategy("setfit")(["bug"], iterations=3)
     with pytest.raises(ValueError, match="at least one"):
         make(tiny_bert, ["bug"]).fit([], [])

@@ -28,7 +28,7 @@ def test_hypotheses_use_descriptions_and_templates(toy):
     assert ZeroShot(labels, nli_model="some/model").variant == "nli"
     with pytest.raises(ValueError, match="variant"):
         ZeroShot(labels, variant="magic")
-    with pytest.raises(ValueError, match="unknown zero_shot parameters"):
+    with pytest.raises(ValueError, match="zero_shot: unknown parameter .temperature."):
         ZeroShot(labels, temperature=2)
 
 
