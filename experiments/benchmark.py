@@ -49,8 +49,6 @@ DATASETS = {
     "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml"),
 }
 SLICE_ORDER = ["8", "16", "32", "64", "128", "256", "512", "all"]
-#: strategies that learn from the unlabelled pool get it (none of the built-in ones needs it
-#: for scoring; domain adaptation uses it through a separate script)
 BOOK = {  # shared/BENCHMARK.md: the book's numbers (its data), micro/macro F1
     "naive Bayes": [".36/.23", ".30/.21", ".41/.24", ".44/.26", ".50/.28", ".53/.27"],
     "zero-shot MNLI (top-1)": [".46/.39"] * 6,
@@ -291,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--param", action="append", default=[], help="STRATEGY.KEY=VALUE (JSON value)")
     parser.add_argument("--variant", default=None, help="name for this parameter set (default: a hash of --param)")
     parser.add_argument("--decision", default="auto", help="decision rule: auto, top_k, threshold, per_label")
-    parser.add_argument("--unlabelled", action="store_true", help="pass the unlabelled pool to fit()")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="pass the unlabelled pool to fit() (zero_shot centres its similarities on it; "
+                             "the other built-in strategies ignore it)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results", default=None, help="JSONL of results (default experiments/results/<dataset>.jsonl)")
     parser.add_argument("--timing-sample", type=int, default=64,

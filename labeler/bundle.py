@@ -203,7 +203,10 @@ class Bundle:
 
 
 def default_rule(strategy: Strategy, decision: str = "auto") -> DecisionRule:
-    """The rule used when there is no validation data to tune one."""
+    """The rule used when there is no validation data to tune one: ``auto`` is a 0.5
+    threshold for strategies trained on labelled issues (their scores are probabilities),
+    top-1 for those that need no training (``needs_training = False``: zero-shot similarities,
+    where no fixed threshold means anything)."""
     if decision == "auto":
         return DecisionRule("threshold", threshold=0.5) if strategy.needs_training else DecisionRule("top_k", k=1)
     return DecisionRule(decision)

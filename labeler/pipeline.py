@@ -39,9 +39,10 @@ class Prepared:
 
 
 def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
-            opts: LoadOptions | None = None, *, require_labelled: bool = True) -> Prepared:
+            opts: LoadOptions | None = None) -> Prepared:
     """Load ``path``, map its labels (no map: every label maps to itself) and split off the
-    unlabelled pool. Raises :class:`DataError` when nothing labelled is left."""
+    unlabelled pool. Raises :class:`DataError` when the file holds no issue, or no issue
+    carries a label the map knows (``LabelMap.apply`` checks the latter)."""
     load = load_issues(path, opts)
     if not load.issues:
         raise DataError(f"{path} holds no issues")
@@ -52,8 +53,6 @@ def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
     elif not isinstance(label_map, LabelMap):
         label_map = LabelMap.from_yaml(label_map)
     labelled, unlabelled = label_map.apply(load.issues)
-    if require_labelled and not labelled:
-        raise DataError(f"{path}: no labelled issues after applying the label map")
     return Prepared(labelled, unlabelled, label_map, load)
 
 

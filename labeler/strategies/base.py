@@ -91,7 +91,11 @@ class Strategy(ABC):
     name: ClassVar[str] = ""
     #: the strategy's parameters: a :class:`StrategyParams` subclass
     Params: ClassVar[type[pydantic.BaseModel]] = StrategyParams
-    #: True when the strategy can score with no labelled training data (zero-shot).
+    #: Whether ``fit`` needs labelled issues. False for strategies that can score after
+    #: ``fit([], [])`` (zero-shot: label names and descriptions are enough). Their raw scores
+    #: are similarities, not probabilities, so with no validation data to tune a rule the
+    #: bundle's default decision is top-1 instead of a 0.5 threshold
+    #: (:func:`labeler.bundle.default_rule`).
     needs_training: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
