@@ -8,7 +8,8 @@ Layout::
       model/          the strategy's own files (JSON, .npy/.npz, safetensors, FAISS index)
 
 Nothing in a bundle is a pickle, so loading one cannot run code. This module is the small
-surface the bot uses: :meth:`Bundle.load` and :meth:`Bundle.predict` (and ``explain``).
+surface the bot uses: :meth:`Bundle.load` and :meth:`Bundle.predict` (and :meth:`Bundle.explain`,
+which returns an :class:`Explanation`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from labeler.decision import DecisionRule, check_decision, tune
 from labeler.errors import BundleError
 from labeler.metrics import evaluate
 from labeler.strategies import Strategy, get_strategy
-from labeler.strategies.base import LabelSets, json_default
+from labeler.strategies.base import Explanation, LabelSets, Metadata, Neighbour, json_default
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -82,9 +83,11 @@ class Bundle:
               labels: Sequence[str] | None = None, descriptions: dict[str, str] | None = None,
               valid: tuple[Sequence[str], LabelSets] | None = None,
               unlabelled: Sequence[str] | None = None, decision: str = "auto",
-              params: dict[str, Any] | None = None) -> "Bundle":
+              params: dict[str, Any] | None = None, metadata: Metadata | None = None) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
-        ``valid`` when given, and record everything in the manifest.
+        ``valid`` when given, and record everything in the manifest. ``metadata`` (one record
+        per text: number, id, title; see :meth:`labeler.pipeline.Prepared.metadata`) goes to
+        ``fit`` when given, for strategies that explain with training issues.
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
         a 0.5 threshold, or top-1 for strategies that need no training).
@@ -96,8 +99,12 @@ class Bundle:
             if labels is None:
                 raise ValueError("labels are needed to build a strategy by name")
             strategy = get_strategy(strategy)(labels, descriptions, **(params or {}))
+        if metadata is not None and len(metadata) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata records")
+        # passed only when given, so a strategy written before metadata existed still trains
+        extra = {"metadata": metadata} if metadata is not None else {}
         started = time.perf_counter()
-        strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled)
+        strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled, **extra)
         train_seconds = time.perf_counter() - started
         manifest: dict[str, Any] = {
             "training": {"n": len(texts), "sha256": data_hash(texts, label_sets),
@@ -131,7 +138,10 @@ class Bundle:
             out.append(sorted(picks, key=lambda p: -p.score))
         return out
 
-    def explain(self, text: str) -> dict[str, Any]:
+    def explain(self, text: str) -> Explanation:
+        """Why the strategy scored ``text`` as it did: an :class:`Explanation` (scores per
+        label, the similar training issues as :class:`Neighbour` records when the strategy
+        has them, strategy details); ``.to_dict()`` for JSON."""
         return self.strategy.explain(text)
 
     def evaluate(self, texts: Sequence[str], label_sets: LabelSets) -> dict[str, Any]:
@@ -211,3 +221,6 @@ def default_rule(strategy: Strategy, decision: str = "auto") -> DecisionRule:
         return DecisionRule("threshold", threshold=0.5) if strategy.needs_training else DecisionRule("top_k", k=1)
     return DecisionRule(decision)
 
+
+
+__all__ = ["Bundle", "Explanation", "Neighbour", "Prediction", "data_hash", "default_rule", "library_versions"]

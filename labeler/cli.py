@@ -124,10 +124,8 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     typer.echo(f"training {strategy} on {len(prepared.labelled)} issues, {len(prepared.labels)} labels"
                + (f", validating on {len(valid_pair[0])}" if valid_pair else ""), err=True)
     model = strategy_cls(prepared.labels, prepared.label_map.descriptions, **params)
-    if hasattr(model, "metadata"):  # strategies that explain with similar issues (knn)
-        model.metadata = [{"number": i.number, "id": i.id, "title": i.title} for i in prepared.labelled]
     bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
-                          unlabelled=unlabelled, decision=decision)
+                          unlabelled=unlabelled, decision=decision, metadata=prepared.metadata())
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:
@@ -192,7 +190,7 @@ def predict(bundle: Path, title: Annotated[Optional[str], typer.Option(help="iss
         if number is not None:
             record = {"number": number, **record}
         if explain:
-            record["explain"] = model.explain(text)
+            record["explain"] = model.explain(text).to_dict()
         if as_json:
             typer.echo(json.dumps(record, default=str))
         else:

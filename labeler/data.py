@@ -49,6 +49,11 @@ class Issue:
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metadata(self) -> dict[str, Any]:
+        """What a strategy may keep about a training issue to show it later (e.g. knn's
+        similar issues in ``explain``): its number, id and title."""
+        return {"number": self.number, "id": self.id, "title": self.title}
+
 
 @dataclass
 class LoadOptions:

@@ -34,6 +34,10 @@ class Prepared:
     def label_sets(self) -> list[list[str]]:
         return [i.labels for i in self.labelled]
 
+    def metadata(self) -> list[dict]:
+        """One record per labelled issue (number, id, title) for ``fit(..., metadata=)``."""
+        return [i.metadata() for i in self.labelled]
+
     def y(self) -> np.ndarray:
         return binarize(self.label_sets(), self.labels)
 

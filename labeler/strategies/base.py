@@ -42,7 +42,7 @@ import logging
 import types
 import typing
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
@@ -58,6 +58,57 @@ log = logging.getLogger(__name__)
 LabelSets = Sequence[Iterable[str]]
 #: validation data passed to ``fit``: (texts, label_sets)
 Labelled = tuple[Sequence[str], LabelSets]
+#: one JSON-serialisable record per training text describing its issue, passed to ``fit``:
+#: ``{"number": 12, "id": 1234, "title": "..."}`` (:meth:`labeler.data.Issue.metadata`;
+#: other keys, e.g. a ``url``, are kept)
+Metadata = Sequence[dict[str, Any]]
+
+
+@dataclass
+class Neighbour:
+    """A training issue close to the explained one (knn's "similar issues"): what the training
+    metadata said about it (``id``, ``number``, ``title``, anything else in ``extra``), its
+    labels, and its cosine similarity to the explained issue."""
+
+    id: int | str | None
+    title: str
+    labels: list[str]
+    similarity: float
+    number: int | None = None
+    #: other keys of the issue's metadata record (e.g. ``url``)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], similarity: float) -> "Neighbour":
+        known = {"id", "number", "title", "labels", "similarity"}
+        return cls(id=record.get("id"), title=str(record.get("title") or ""), labels=list(record.get("labels") or []),
+                   similarity=float(similarity), number=record.get("number"),
+                   extra={k: v for k, v in record.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``id``, ``number`` (when known), ``title``, ``labels``, ``similarity`` and
+        the extra metadata keys."""
+        out: dict[str, Any] = {**self.extra, "id": self.id}
+        if self.number is not None:
+            out["number"] = self.number
+        out.update(title=self.title, labels=list(self.labels), similarity=self.similarity)
+        return out
+
+
+@dataclass
+class Explanation:
+    """What :meth:`Strategy.explain` returns: the issue's score per label, the training issues
+    that decided it (empty for strategies that do not work by neighbours), and strategy-specific
+    JSON-able ``details`` (knn: ``votes``, ``k``, ``m``; zero_shot: ``variant``, ``hypotheses``)."""
+
+    scores: dict[str, float]
+    neighbours: list[Neighbour] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: ``{"scores": ..., "neighbours": [...], **details}`` (what
+        ``issue-labeler predict --explain --json`` prints)."""
+        return {"scores": dict(self.scores), **self.details, "neighbours": [n.to_dict() for n in self.neighbours]}
 
 
 class StrategyParams(pydantic.BaseModel):
@@ -129,18 +180,21 @@ class Strategy(ABC):
     # -- training and scoring -------------------------------------------------------------
     @abstractmethod
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "Strategy":
-        """Learn from labelled texts; ``valid`` may be used for tuning only."""
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "Strategy":
+        """Learn from labelled texts; ``valid`` may be used for tuning only, ``unlabelled``
+        issues for anything that needs no labels. ``metadata`` is one record per text
+        (:data:`Metadata`) for strategies that show training issues in :meth:`explain`
+        (knn's similar issues); the others accept and ignore it."""
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Scores in [0, 1], shape ``(len(texts), len(self.labels))``."""
 
-    def explain(self, text: str) -> dict[str, Any]:
+    def explain(self, text: str) -> Explanation:
         """Why the strategy scored ``text`` as it did; strategies that can say more override
-        this (kNN returns the neighbours)."""
+        this (kNN fills in the neighbours)."""
         scores = self.predict_proba([text])[0]
-        return {"scores": dict(zip(self.labels, map(float, scores)))}
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))))
 
     # -- helpers shared by subclasses -----------------------------------------------------
     def binarize(self, label_sets: LabelSets) -> np.ndarray:

@@ -43,7 +43,7 @@ from labeler.hf import (
     truncate_chars,
 )
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 
 
@@ -149,7 +149,7 @@ class FineTune(Strategy):
         return rows
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "FineTune":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "FineTune":
         if len(texts) == 0:
             raise ValueError("finetune needs at least one labelled issue")
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,

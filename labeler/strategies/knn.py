@@ -19,9 +19,9 @@ counts are ordered for top-k and per-label rules. The default 0.5 threshold ther
 rule tuned by the bundle may still choose another cut (every cut is some vote count).
 
 Neighbour metadata (for ``explain``): pass ``metadata=[{"number": 12, "title": ...}, ...]``,
-one JSON-serialisable dict per training text, to ``fit`` (or set ``strategy.metadata`` before
-``Bundle.train``). Missing ids default to the row number, missing titles to the text's first
-line (cut to 200 characters). The bundle stores the index (``faiss.write_index``, from the CPU),
+one JSON-serialisable dict per training text, to ``fit`` or ``Bundle.train`` (the CLI passes
+each issue's number, id and title). Missing ids default to the number, then the row number;
+missing titles to the text's first line (cut to 200 characters). The bundle stores the index (``faiss.write_index``, from the CPU),
 the neighbours' metadata (JSON) and the training label matrix (``.npz``).
 
 Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
@@ -60,7 +60,8 @@ from pydantic import Field, PositiveInt, field_validator
 from labeler.encoders import get_encoder
 from labeler.metrics import micro_f1
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
+from labeler.strategies.base import (Explanation, Labelled, LabelSets, Metadata, Neighbour, Strategy,
+                                    StrategyParams)
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,6 @@ class KNN(Strategy):
         self.on_gpu = False
         self._gpu_resources = None
         self.y: np.ndarray = np.zeros((0, len(self.labels)), dtype=np.int8)
-        #: one dict per training issue (id/number, title, ...), set before fit or passed to it
-        self.metadata: list[dict[str, Any]] | None = None
         #: what explain shows of each training issue: the metadata plus defaults and labels
         self.neighbour_info: list[dict[str, Any]] = []
 
@@ -218,13 +217,11 @@ class KNN(Strategy):
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None,
-            metadata: Sequence[dict[str, Any]] | None = None) -> "KNN":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "KNN":
         if len(texts) == 0:
             raise ValueError("knn needs at least one labelled issue")
         if len(texts) != len(label_sets):
             raise ValueError(f"{len(texts)} texts but {len(label_sets)} label sets")
-        metadata = metadata if metadata is not None else self.metadata
         if metadata is not None and len(metadata) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata entries")
         self.fitted_info = {}
@@ -297,23 +294,20 @@ class KNN(Strategy):
         votes = np.einsum("nk,nkl->nl", weights, self.y[np.where(ids >= 0, ids, 0)].astype(float))
         return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 
-    def explain(self, text: str) -> dict[str, Any]:
-        """Scores, votes and the k nearest training issues (id/number, title, labels,
-        similarity), nearest first."""
+    def explain(self, text: str) -> Explanation:
+        """Scores, the k nearest training issues (id/number, title, labels, similarity),
+        nearest first, and in ``details`` the votes per label, k and m."""
         if self.index is None:
             raise RuntimeError("knn is not fitted")
         k, m = self.fitted_info["k"], self.fitted_info["m"]
         sims, ids = self._neighbours(self.encoder.encode([text]), max(k, int(self.params["k_max"])))
         counts = self._counts(ids, k)[0]
         scores = vote_scores(counts[None], k, m, self._tiebreak(sims, ids))[0]
-        neighbours = []
-        for sim, i in zip(sims[0, :k], ids[0, :k]):
-            if i < 0:
-                continue
-            neighbours.append({**self.neighbour_info[i], "similarity": round(float(sim), 4)})
-        return {"scores": dict(zip(self.labels, map(float, scores))),
-                "votes": {label: int(c) for label, c in zip(self.labels, counts)},
-                "k": k, "m": m, "neighbours": neighbours}
+        neighbours = [Neighbour.from_record(self.neighbour_info[i], round(float(sim), 4))
+                      for sim, i in zip(sims[0, :k], ids[0, :k]) if i >= 0]
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))), neighbours=neighbours,
+                           details={"votes": {label: int(c) for label, c in zip(self.labels, counts)},
+                                    "k": k, "m": m})
 
     # -- persistence ----------------------------------------------------------------------
     def _save(self, directory: Path) -> None:

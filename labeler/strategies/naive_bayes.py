@@ -19,7 +19,7 @@ from sklearn.naive_bayes import MultinomialNB
 from skmultilearn.problem_transform import BinaryRelevance
 
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 
 class NaiveBayesParams(StrategyParams):
@@ -53,7 +53,7 @@ class NaiveBayes(Strategy):
                                lowercase=bool(p["lowercase"]), **kwargs)
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "NaiveBayes":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "NaiveBayes":
         y = self.binarize(label_sets)
         if len(texts) == 0:
             raise ValueError("naive_bayes needs at least one labelled issue")

@@ -35,7 +35,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from labeler.hf import (accelerate_cpu, make_budget_callback, pick_device, quiet_transformers, resolve_model,
                         truncate_chars)
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 
 
@@ -123,7 +123,7 @@ class SetFit(Strategy):
 
     # -- training -------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "SetFit":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "SetFit":
         if len(texts) == 0:
             raise ValueError("setfit needs at least one labelled issue")
         from datasets import Dataset

@@ -66,7 +66,7 @@ from labeler.errors import ModelNotAvailableError
 from labeler.hf import pick_device, resolve_model, truncate_chars
 from labeler.lru import LRU
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy, StrategyParams
+from labeler.strategies.base import Explanation, Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class ZeroShot(Strategy):
 
     # -- fit / predict ----------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "ZeroShot":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "ZeroShot":
         if len(texts) != len(label_sets):
             raise ValueError(f"{len(texts)} texts but {len(label_sets)} label sets")
         self.fitted_info = {"variant": self.variant}
@@ -281,10 +281,11 @@ class ZeroShot(Strategy):
         z = _logit(raw) * self.calib[:, 0] + self.calib[:, 1]
         return 1 / (1 + np.exp(-z))
 
-    def explain(self, text: str) -> dict[str, Any]:
+    def explain(self, text: str) -> Explanation:
+        """Scores, and in ``details`` the variant and each label's hypothesis."""
         scores = self.predict_proba([text])[0]
-        return {"scores": dict(zip(self.labels, map(float, scores))), "variant": self.variant,
-                "hypotheses": dict(zip(self.labels, self.hypotheses()))}
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))),
+                           details={"variant": self.variant, "hypotheses": dict(zip(self.labels, self.hypotheses()))})
 
     # -- persistence ----------------------------------------------------------------------
     def _save(self, directory: Path) -> None:

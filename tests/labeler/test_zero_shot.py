@@ -46,7 +46,7 @@ def test_embedding_variant_without_data(toy, tiny_bert, tmp_path):
     again = Bundle.load(tmp_path / "z")
     np.testing.assert_array_equal(again.predict_proba(texts), scores)
     out = again.explain(texts[0])
-    assert set(out["scores"]) == set(labels) and out["variant"] == "embedding"
+    assert set(out.scores) == set(labels) and out.details["variant"] == "embedding" and out.neighbours == []
 
 
 def test_embedding_variant_calibrated_with_labels(toy, tiny_bert, tmp_path):
@@ -100,7 +100,7 @@ def test_nli_variant_batches_all_labels(toy, tiny_nli, tmp_path):
     np.testing.assert_allclose(Bundle.load(tmp_path / "n").predict_proba(texts), bundle.predict_proba(texts),
                                atol=1e-6)
     out = bundle.explain(texts[0])
-    assert out["variant"] == "nli" and out["hypotheses"]["bug"].startswith("This issue is about bug")
+    assert out.details["variant"] == "nli" and out.details["hypotheses"]["bug"].startswith("This issue is about bug")
 
 
 def test_nli_bad_inputs_and_one_label(tiny_nli):
