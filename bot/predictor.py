@@ -144,7 +144,7 @@ class BundlePredictor:
         found: list[dict[str, Any]] = []
         if neighbours:
             try:
-                found = list(bundle.explain(text).get("neighbours") or [])
+                found = [n.to_dict() for n in bundle.explain(text).neighbours]
             except Exception:  # an explanation is a nicety, never a failure
                 log.exception("explain() failed")
         return Scored({l: float(s) for l, s in zip(bundle.labels, proba)}, chosen, name, found)
