@@ -39,14 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from labeler.bundle import Bundle  # noqa: E402
-from labeler.decision import check_decision  # noqa: E402
+from labeler.decision import check_decision, check_objective  # noqa: E402
 from labeler.errors import LabelerError  # noqa: E402
 from labeler.pipeline import prepare  # noqa: E402
 from labeler.splits import split_indices, training_slices  # noqa: E402
 
+#: name -> (data file under the data dir, label map, keep only issues with exactly one label)
 DATASETS = {
-    "hf-datasets": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets.yml"),
-    "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml"),
+    "hf-datasets": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets.yml", False),
+    "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml", False),
+    "hf-datasets-single": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets-single.yml", True),
 }
 SLICE_ORDER = ["8", "16", "32", "64", "128", "256", "512", "all"]
 BOOK = {  # shared/BENCHMARK.md: the book's numbers (its data), micro/macro F1
@@ -109,9 +111,15 @@ def run_key(row: dict) -> tuple:
 
 
 def load_rows(path: Path) -> list[dict]:
+    """The rows of a results file; a run re-done with ``--force`` replaces the earlier row."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {}
+    for row in rows:
+        if "error" not in row or run_key(row) not in latest:
+            latest[run_key(row)] = row
+    return list(latest.values())
 
 
 def time_predictions(bundle: Bundle, texts: list[str]) -> float:
@@ -133,10 +141,21 @@ def run(args: argparse.Namespace) -> None:
         check_decision(args.decision)
     except LabelerError as exc:
         raise SystemExit(f"--decision: {exc}") from None
-    data_file, map_file = DATASETS[args.dataset]
+    try:
+        objective = str(check_objective(args.objective))
+    except LabelerError as exc:
+        raise SystemExit(f"--objective: {exc}") from None
+    data_file, map_file, single_label = DATASETS[args.dataset]
     data_dir = Path(args.data_dir or os.environ.get("ISSUE_LABELER_DATA") or ROOT.parent / "shared" / "data")
     prepared = prepare(data_dir / data_file, ROOT / map_file)
+    if single_label:
+        dropped = sum(len(i.labels) != 1 for i in prepared.labelled)
+        prepared.labelled = [i for i in prepared.labelled if len(i.labels) == 1]
+        print(f"{args.dataset}: {dropped} issues with more than one label dropped", file=sys.stderr)
     texts, label_sets, labels = prepared.texts(), prepared.label_sets(), prepared.labels
+    exclusive, why = prepared.label_map.exclusive_groups(label_sets)
+    if why:
+        print(f"{args.dataset}: {why}", file=sys.stderr)
     y = prepared.y()
     unlabelled = [i.text for i in prepared.unlabelled]
     print(f"{args.dataset}: {prepared.load.summary()}; {len(texts)} labelled, {len(unlabelled)} unlabelled, "
@@ -164,7 +183,7 @@ def run(args: argparse.Namespace) -> None:
         train_idx = parts["train"][slices[name]]
         bar.set_postfix_str(f"{strategy} seed {seed} slice {name} ({len(train_idx)})")
         row = {"dataset": args.dataset, "strategy": strategy, "variant": variant,
-               "params": params.get(strategy, {}), "seed": seed, "slice": name, "n_train": len(train_idx),
+               "params": params.get(strategy, {}), "objective": objective, "seed": seed, "slice": name, "n_train": len(train_idx),
                "n_valid": len(parts["valid"]), "n_test": len(parts["test"]), "machine": info,
                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         try:
@@ -173,7 +192,7 @@ def run(args: argparse.Namespace) -> None:
                 descriptions=prepared.label_map.descriptions,
                 valid=([texts[i] for i in parts["valid"]], [label_sets[i] for i in parts["valid"]]),
                 unlabelled=unlabelled if args.unlabelled else None, params=params.get(strategy, {}),
-                decision=args.decision)
+                decision=args.decision, objective=objective, exclusive=exclusive)
             test_texts = [texts[i] for i in parts["test"]]
             test = bundle.evaluate(test_texts, [label_sets[i] for i in parts["test"]])
             row.update(micro_f1=test["micro_f1"], macro_f1=test["macro_f1"],
@@ -289,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--param", action="append", default=[], help="STRATEGY.KEY=VALUE (JSON value)")
     parser.add_argument("--variant", default=None, help="name for this parameter set (default: a hash of --param)")
     parser.add_argument("--decision", default="auto", help="decision rule: auto, top_k, threshold, per_label")
+    parser.add_argument("--objective", default="micro",
+                        help="what decision rules are tuned for: micro, macro or precision=P (name the variant)")
     parser.add_argument("--unlabelled", action="store_true",
                         help="pass the unlabelled pool to fit() (zero_shot centres its similarities on it; "
                              "the other built-in strategies ignore it)")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The rows of issue #7 (accuracy): linear (three feature sets) and auto beside the existing
+# strategies, on hf-datasets, sklearn and the single-label hf-datasets variant, seeds 0-4.
+# Resumable (rows already in experiments/results/*.jsonl are skipped); one dataset:
+#   bash experiments/run_accuracy.sh hf-datasets
+# naive_bayes, knn and zero_shot are re-run with --force when RERUN=1 (their decision rules
+# are tuned by the current labeler.decision). finetune and setfit are not run here (CPU hours).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+SEEDS=${SEEDS:-0-4}
+# auto's candidates in the benchmark: everything but the transformers (setfit, finetune), which
+# would take ~10 minutes per cell on 2 CPU cores; `issue-labeler train` uses all of them.
+CHEAP='[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding"}],["knn",{}],["linear",{"features":"both"}]]'
+for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
+  if [ "${RERUN:-0}" = 1 ]; then
+    $PY experiments/benchmark.py --dataset "$ds" --strategies naive_bayes,knn,zero_shot --seeds "$SEEDS" --force
+  else
+    $PY experiments/benchmark.py --dataset "$ds" --strategies naive_bayes,knn,zero_shot --seeds "$SEEDS"
+  fi
+  $PY experiments/benchmark.py --dataset "$ds" --strategies linear --seeds "$SEEDS" --variant tfidf
+  $PY experiments/benchmark.py --dataset "$ds" --strategies linear --seeds "$SEEDS" --param linear.features='"embedding"' --variant embedding
+  $PY experiments/benchmark.py --dataset "$ds" --strategies linear --seeds "$SEEDS" --param linear.features='"both"' --variant both
+  $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --param auto.candidates="$CHEAP" --variant cpu
+  $PY experiments/benchmark.py --dataset "$ds" --report
+done
