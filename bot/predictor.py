@@ -11,7 +11,10 @@ Which model answers for a repository:
    built once per label set and cached. A fresh install labels from the first issue.
 
 Everything that touches ``labeler`` is in this file, so the ML side can change freely
-behind :class:`Predictor`.
+behind :class:`Predictor`. That includes :func:`issue_text`, the one function that turns an
+issue's title and body into the text a model sees: training (``labeler.data``), the worker
+(:mod:`bot.sansio`) and ``export-corrections`` (:mod:`bot.store`) all call it, so the bot
+scores exactly the text the model was trained on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
+
+from labeler.data import issue_text  # the one text builder, for training and serving alike
+
+__all__ = ["BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable", "Scored", "issue_text"]
 
 log = logging.getLogger(__name__)
 

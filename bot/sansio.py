@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bot.predictor import issue_text as _issue_text
+
 #: GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
 MAX_BODY_BYTES = 25 * 1024 * 1024
 
@@ -199,11 +201,16 @@ def route(delivery: Delivery, bot_logins: frozenset[str] | set[str] = frozenset(
     return Route(IGNORE, f"{event}.{action} is not handled")
 
 
+def issue_title_body(issue: Mapping[str, Any]) -> tuple[str, str]:
+    """The issue's title and body as strings (a null one is empty), as ``labeler.data``
+    reads a REST issue object."""
+    return str(issue.get("title") or ""), str(issue.get("body") or "")
+
+
 def issue_text(issue: Mapping[str, Any]) -> str:
-    """Title and body as one text (a null body is an empty one)."""
-    title = issue.get("title") or ""
-    body = issue.get("body") or ""
-    return f"{title}\n\n{body}".strip() if body else str(title)
+    """The text the model scores for a payload's issue: :func:`bot.predictor.issue_text`
+    (``labeler.data.issue_text``, the function training uses) on its title and body."""
+    return _issue_text(*issue_title_body(issue))
 
 
 def label_names(issue: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,8 @@ from sqlalchemy import (Boolean, Float, Integer, String, Text, UniqueConstraint,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from bot.predictor import issue_text
+
 DEFAULT_DATABASE_URL = "sqlite:///issue-labeler.sqlite3"
 FINAL = ("done", "ignored", "skipped", "failed")
 
@@ -364,7 +366,7 @@ class Store:
                 yield {
                     "repo": repo, "number": number,
                     "title": last.title, "body": last.body,
-                    "text": (f"{last.title}\n\n{last.body}".strip() if last.body else last.title),
+                    "text": issue_text(last.title, last.body),
                     "labels": json.loads(last.labels_after),
                     "bot_applied": applied,
                     "bot_predicted": json.loads(pred.decision) if pred else None,

@@ -174,12 +174,12 @@ class Worker:
             # With a personal token GitHub reports the bot's own labels as added by that user.
             return "ignored", {"reason": f"{label!r} was added by the bot"}
         sender = d.payload.get("sender") if isinstance(d.payload.get("sender"), dict) else {}
+        title, body = sansio.issue_title_body(issue)
         after_bot = self.store.bot_acted(repo, number, dry_run=self.github.dry_run)
         self.store.record_human_label(
             delivery_id=d.delivery_id, repo=repo, issue_number=number, label=label,
             action="added" if kind == sansio.HUMAN_ADDED else "removed", actor=sender.get("login"),
-            after_bot=after_bot, title=str(issue.get("title") or ""), body=str(issue.get("body") or ""),
-            labels_after=sansio.label_names(issue))
+            after_bot=after_bot, title=title, body=body, labels_after=sansio.label_names(issue))
         what = "correction" if after_bot else "human label change"
         return "done", {"recorded": what, "label": label, "action": kind}
 
@@ -230,9 +230,9 @@ class Worker:
         decision, scored = self._decide(repo, number, issue, config, repo_labels)
         seconds = self.clock() - claimed.received_at
         dry = self.github.dry_run
+        title, body = sansio.issue_title_body(issue)
         self.store.record_prediction(
-            delivery_id=d.delivery_id, repo=repo, issue_number=number, title=str(issue.get("title") or ""),
-            body=str(issue.get("body") or ""), model=scored.model if scored else "",
+            delivery_id=d.delivery_id, repo=repo, issue_number=number, title=title, body=body, model=scored.model if scored else "",
             scores=scored.scores if scored else {}, chosen=scored.chosen if scored else [],
             decision=_decision_dict(decision), dry_run=dry, seconds=seconds)
 

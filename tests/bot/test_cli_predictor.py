@@ -57,7 +57,7 @@ def test_export_corrections_jsonl(store, worker, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1
-    assert rows[0]["text"] == "a bug" and rows[0]["labels"] == ["question"]
+    assert rows[0]["text"] == "a bug\n\n" and rows[0]["labels"] == ["question"]
     assert rows[0]["removed"] == ["bug"] and rows[0]["added"] == ["question"] and rows[0]["bot_applied"] == ["bug"]
     # to stdout as well
     result = runner.invoke(app, ["export-corrections", "--database-url", store.url])

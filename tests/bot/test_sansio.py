@@ -135,10 +135,12 @@ def test_pull_request_event_routes_to_label_and_worker_checks_config():
     assert _route(pr, "pull_request").kind == sansio.LABEL
 
 
-def test_issue_text_with_null_body():
-    assert sansio.issue_text({"title": "Crash", "body": None}) == "Crash"
-    assert sansio.issue_text({"title": None, "body": None}) == ""
+def test_issue_text_is_the_labelers_text():
+    # the text training sees (labeler.data.issue_text): a null body is an empty one, nothing stripped
+    assert sansio.issue_text({"title": "Crash", "body": None}) == "Crash\n\n"
+    assert sansio.issue_text({"title": None, "body": None}) == "\n\n"
     assert sansio.issue_text({"title": "T", "body": "B"}) == "T\n\nB"
+    assert sansio.issue_title_body({"title": "T"}) == ("T", "")
 
 
 # -- the real payloads GitHub documents --------------------------------------------------------
