@@ -282,3 +282,18 @@ def test_repository_labels_and_config_are_cached_briefly(store, predictor):
     now[0] = 61
     assert deliver(store, w, issue_payload(number=9, title="a bug")).status == "skipped"
     assert Counting.reads == 2
+
+
+def test_the_worker_carries_out_the_policy_and_decides_nothing_itself(store, worker, fake_github, monkeypatch):
+    from bot import policy
+
+    # the config skips this author and a human labelled the issue, but the policy says: score
+    fake_github.config = "skip_authors: [alice]\nthreshold: 0.5"
+    monkeypatch.setattr(policy, "plan", lambda facts, config, now: policy.Plan(
+        policy.SCORE, model_labels=dict(facts.repo_labels)))
+    out = deliver(store, worker, issue_payload(title="a bug", labels=["question"]))
+    assert out.status == "done" and fake_github.added == [("octo/repo", 7, ["bug"])]
+    # and when it says stop, the worker stops with the policy's status and reason
+    monkeypatch.setattr(policy, "plan", lambda facts, config, now: policy.Plan(policy.STOP, "skipped", "because"))
+    out = deliver(store, worker, issue_payload(title="a bug", number=8))
+    assert (out.status, out.result) == ("skipped", {"reason": "because"}) and len(fake_github.added) == 1
