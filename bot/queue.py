@@ -17,6 +17,7 @@ store is the source of truth, the queue only says "look at this one now":
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -44,13 +45,17 @@ def make_huey(url: str = DEFAULT_QUEUE_URL, name: str = "issue-labeler") -> Huey
 
 class TaskQueue:
     """Registers the bot's tasks on a huey instance. ``worker_factory`` builds the
-    :class:`Worker` on first use, inside the process that runs tasks."""
+    :class:`Worker` on first use, inside the process that runs tasks; huey's thread workers
+    (``-k thread -w N``) share it, so it is built once under a lock, and
+    :meth:`recover_once` (huey's ``on_startup`` runs in every worker thread) recovers once."""
 
     def __init__(self, huey: Huey, worker_factory: Callable[[], Worker], *, recover_every_minutes: int = 5,
                  stale_after: float = 600.0):
         self.huey = huey
         self._worker_factory = worker_factory
         self._worker: Worker | None = None
+        self._lock = threading.Lock()
+        self._recovered = False
         self.stale_after = stale_after
 
         @huey.task(name="bot.process_delivery")
@@ -69,9 +74,13 @@ class TaskQueue:
 
     @property
     def worker(self) -> Worker:
-        if self._worker is None:
-            self._worker = self._worker_factory()
-        return self._worker
+        worker = self._worker
+        if worker is None:
+            with self._lock:  # two threads' first tasks must not build two workers (two models)
+                if self._worker is None:
+                    self._worker = self._worker_factory()
+                worker = self._worker
+        return worker
 
     def enqueue(self, delivery_id: str, delay: float | None = None) -> None:
         if delay:
@@ -92,6 +101,15 @@ class TaskQueue:
         if unfinished:
             log.info("re-enqueued %d unfinished deliveries", len(unfinished))
         return len(unfinished)
+
+    def recover_once(self) -> int | None:
+        """:meth:`recover` the first time it is called on this queue, from whichever thread;
+        None on every later call."""
+        with self._lock:
+            if self._recovered:
+                return None
+            self._recovered = True
+        return self.recover()
 
     def run_pending(self, limit: int = 10_000) -> list[str]:
         """Run the tasks that are due, in this thread, without a consumer (tests, scripts,

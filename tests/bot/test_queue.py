@@ -158,3 +158,45 @@ def test_make_huey_urls(tmp_path):
     assert isinstance(make_huey(f"sqlite:///{tmp_path / 'sub' / 'q.db'}"), SqliteHuey)
     with pytest.raises(ValueError):
         make_huey("sqlite://")
+
+
+def test_thread_workers_share_one_worker_built_once(tmp_path):
+    import threading
+
+    built = []
+
+    def slow_factory():
+        time.sleep(0.05)  # loading a model takes a while: every thread's first task arrives meanwhile
+        built.append(object())
+        return built[-1]
+
+    queue = TaskQueue(make_huey(f"sqlite:///{tmp_path / 'q.sqlite3'}"), slow_factory)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(queue.worker)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(w is built[0] for w in seen) and len(seen) == 8
+
+
+def test_startup_recovery_runs_once_whatever_the_number_of_threads(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    import threading
+
+    monkeypatch.setenv("ISSUE_LABELER_QUEUE_URL", f"sqlite:///{tmp_path / 'q.sqlite3'}")
+    monkeypatch.setenv("ISSUE_LABELER_DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    sys.modules.pop("bot.huey_app", None)
+    try:
+        huey_app = importlib.import_module("bot.huey_app")
+        calls = []
+        monkeypatch.setattr(huey_app.queue, "recover", lambda *a, **k: calls.append(1) or time.sleep(0.02) or 0)
+        threads = [threading.Thread(target=huey_app._recover_once) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert calls == [1]
+    finally:
+        sys.modules.pop("bot.huey_app", None)
