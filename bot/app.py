@@ -97,14 +97,13 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
 def create_app_from_env():
     """For gunicorn/waitress: ``gunicorn 'bot.app:create_app_from_env()'``. Reads the
     environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
-    from bot.predictor import BundlePredictor
-    from bot.queue import TaskQueue, make_huey
+    from bot.predictor import describe_model
+    from bot.queue import make_huey
     from bot.settings import Settings, build_worker
 
     settings = Settings.from_env()
     secret = settings.require_secret()
     store = Store(settings.database_url)
     queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
-    model = BundlePredictor(settings.bundle, settings.models_dir).describe()
-    return create_app(secret=secret, store=store, queue=queue, model=model, dry_run=settings.dry_run,
+    return create_app(secret=secret, store=store, queue=queue, model=describe_model(settings.bundle), dry_run=settings.dry_run,
                       bot_logins=settings.bot_logins)

@@ -1,4 +1,5 @@
-"""The bot's only door into ``labeler``: load a bundle, score an issue, ask for neighbours.
+"""The bot's only door into ``labeler``: load a bundle, score an issue, ask for neighbours
+(and the issue text and the command line, see below).
 
 Which model answers for a repository:
 
@@ -14,7 +15,9 @@ Everything that touches ``labeler`` is in this file, so the ML side can change f
 behind :class:`Predictor`. That includes :func:`issue_text`, the one function that turns an
 issue's title and body into the text a model sees: training (``labeler.data``), the worker
 (:mod:`bot.sansio`) and ``export-corrections`` (:mod:`bot.store`) all call it, so the bot
-scores exactly the text the model was trained on.
+scores exactly the text the model was trained on; and :func:`labeler_cli`, the command line
+:mod:`bot.cli` extends. ``tests/bot/test_layers.py`` checks that no other bot module
+imports ``labeler``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any, Mapping, Protocol
 
 from labeler.data import issue_text  # the one text builder, for training and serving alike
 
-__all__ = ["BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable", "Scored", "issue_text"]
+__all__ = ["BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable", "Scored", "describe_model",
+           "issue_text", "labeler_cli"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,21 @@ class Predictor(Protocol):
     def describe(self) -> str: ...
 
 
+def labeler_cli():
+    """labeler's command line (a typer app): :mod:`bot.cli` adds the bot's commands to it, so
+    ``issue-labeler`` is one command for both."""
+    from labeler.cli import app
+
+    return app
+
+
+def describe_model(bundle_path: str | Path | None, fallback_strategy: str = FALLBACK_STRATEGY) -> str:
+    """What answers by default, in words (``/healthz``, ``serve``), without loading anything."""
+    if bundle_path:
+        return f"bundle {bundle_path}"
+    return f"{fallback_strategy} on each repository's labels (no trained bundle configured)"
+
+
 class BundlePredictor:
     """Scores with labeler bundles (see the module docstring for which one)."""
 
@@ -70,9 +89,7 @@ class BundlePredictor:
         self._bundles: OrderedDict[Any, tuple[Any, str]] = OrderedDict()
 
     def describe(self) -> str:
-        if self.bundle_path:
-            return f"bundle {self.bundle_path}"
-        return f"{self.fallback_strategy} on each repository's labels (no trained bundle configured)"
+        return describe_model(self.bundle_path, self.fallback_strategy)
 
     def check(self) -> str | None:
         """Fail fast at startup: load the default bundle (raises :class:`PredictorUnavailable`
@@ -144,10 +161,8 @@ class BundlePredictor:
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
               neighbours: bool = False) -> Scored:
         bundle, name = self._bundle_for(repo_labels, model)
-        proba = bundle.predict_proba([text])
-        picked = bundle.decision.decide(proba, bundle.labels)[0]  # the bundle's own rule, no second pass
-        proba = proba[0]
-        chosen = sorted((l for l, c in zip(bundle.labels, picked) if c), key=lambda l: -proba[bundle.labels.index(l)])
+        proba = bundle.predict_proba([text])[0]
+        chosen = [p.label for p in bundle.predict([text])[0]]  # the bundle's own rule, best first
         found: list[dict[str, Any]] = []
         if neighbours:
             try:

@@ -28,10 +28,7 @@ from bot.worker import Outcome, Worker
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_URL = "sqlite:///issue-labeler-queue.sqlite3"
-
-
-def make_huey(url: str = DEFAULT_QUEUE_URL, name: str = "issue-labeler") -> Huey:
+def make_huey(url: str, name: str = "issue-labeler") -> Huey:
     """``sqlite:///path`` (or a plain path) -> SqliteHuey; ``redis://...`` -> RedisHuey (needs
     the ``redis`` package)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -110,36 +107,3 @@ class TaskQueue:
                 return None
             self._recovered = True
         return self.recover()
-
-    def run_pending(self, limit: int = 10_000) -> list[str]:
-        """Run the tasks that are due, in this thread, without a consumer (tests, scripts,
-        and the 'restart' test: a fresh TaskQueue on the same SQLite file). Tasks scheduled
-        for later are moved to huey's schedule, not run; returns the statuses."""
-        statuses = []
-        for _ in range(limit):
-            task = self.huey.dequeue()
-            if task is None:
-                break
-            value = self.huey.execute(task)
-            if value is not None:
-                statuses.append(value)
-        return statuses
-
-    def run_scheduled(self, limit: int = 10_000) -> list[str]:
-        """Move every scheduled task (whatever its time) to the queue and run it: lets tests
-        walk through retries without waiting for the backoff."""
-        statuses = []
-        data = self.huey.storage.read_schedule(self._far_future())
-        for raw in data:
-            task = self.huey.deserialize_task(raw)
-            task.eta = None
-            value = self.huey.execute(task)
-            if value is not None:
-                statuses.append(value)
-        return statuses
-
-    @staticmethod
-    def _far_future():
-        import datetime
-
-        return datetime.datetime(9999, 1, 1)

@@ -14,7 +14,8 @@ Tables, and who writes them:
 ``human_label_events`` labels people added or removed, ``after_bot`` when the bot had acted:
                        removals are never undone; after-bot events are the corrections that
                        ``issue-labeler export-corrections`` writes for retraining.
-``served_repos``       repositories a GitHub App installation serves.
+``served_repos``       repositories a GitHub App installation serves (for operators: the bot
+                       itself does not read it).
 
 Delivery status: ``queued`` -> ``processing`` -> ``done`` | ``ignored`` | ``skipped`` |
 ``failed``, or back to ``retry`` (waiting for a backoff) or ``queued`` (waiting for a
@@ -340,10 +341,6 @@ class Store:
         with self.session.begin() as s:
             s.execute(update(ServedRepoRow).where(ServedRepoRow.installation_id == installation_id)
                       .values(active=False, updated_at=self.clock()))
-
-    def served_repos(self) -> list[str]:
-        with self.session() as s:
-            return sorted(s.execute(select(ServedRepoRow.repo).where(ServedRepoRow.active.is_(True))).scalars())
 
     # -- export for retraining -------------------------------------------------------------
     def corrections(self) -> Iterator[dict[str, Any]]:
