@@ -11,7 +11,9 @@ and asks; the policy decides; the worker carries the decision out. In order:
                 issue again, leave an issue a human already labelled alone
                 (``skip_if_labelled``), or ask the model, and about which labels (``allow``
                 and ``deny``) and whether similar issues are wanted (for a comment);
-:func:`decide`  with the model's scores: which labels to apply and which to suggest.
+:func:`decide`  with the model's scores and decisions (``apply`` / ``suggest`` / ``below``
+                per label, for the config's ``precision``): which labels to apply and which
+                to suggest, by ``mode``.
 
 Whatever the model says:
 
@@ -20,7 +22,9 @@ Whatever the model says:
 * only labels allowed and not denied by the repo config;
 * add, never remove (the bot only ever computes labels to add);
 * never a label a human removed from this issue, never one already on it or added before;
-* at most ``max_labels`` labels, best scores first.
+* only labels the model decided ``apply`` are applied (or that reach the config's
+  ``threshold``); in ``apply`` mode nothing is suggested;
+* at most ``max_labels`` labels applied, and at most ``max_labels`` suggested, best first.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from bot.config import RepoConfig
-from bot.predictor import Scored
+from bot.predictor import APPLY, BELOW, SUGGEST, Scored
+
+#: modes that may write a suggestion comment
+SUGGESTING = ("suggest", "apply-and-suggest")
 
 #: :class:`Plan` kinds
 STOP = "stop"          # nothing to do: the delivery ends with ``status`` and ``reason``
@@ -79,6 +86,7 @@ class Plan:
     wait: float = 0.0                   # WAIT: seconds
     decision: LabelDecision | None = None                 # DECIDED
     model_labels: dict[str, str | None] = field(default_factory=dict)  # SCORE: labels the model may choose
+    precision: float | None = None      # SCORE: the precision the model decides for
     neighbours: bool = False            # SCORE: ask for similar issues (a comment shows them)
 
 
@@ -127,7 +135,8 @@ def plan(facts: IssueFacts, config: RepoConfig, *, now: float) -> Plan:
     human = {l.lower() for l in facts.labels} - {l.lower() for l in facts.applied_by_bot}
     if config.skip_if_labelled and human:
         return Plan(DECIDED, decision=LabelDecision(reason="a human already labelled this issue"))
-    return Plan(SCORE, model_labels=model_labels(config, facts.repo_labels), neighbours=config.mode == "suggest")
+    return Plan(SCORE, model_labels=model_labels(config, facts.repo_labels), precision=config.precision,
+                neighbours=config.mode in SUGGESTING)
 
 
 def map_scores(scores: Mapping[str, float], config: RepoConfig, repo_labels: Iterable[str]) -> dict[str, float]:
@@ -145,30 +154,61 @@ def map_scores(scores: Mapping[str, float], config: RepoConfig, repo_labels: Ite
     return out
 
 
-def decide(facts: IssueFacts, config: RepoConfig, scored: Scored) -> LabelDecision:
-    """Which labels to apply or suggest, once :func:`plan` said SCORE and the model answered.
+_RANK = {APPLY: 2, SUGGEST: 1, BELOW: 0}
 
-    ``scored.scores`` are the model's scores per model label; ``scored.chosen`` the labels
-    its own decision rule picked (used unless the config sets ``threshold``/``thresholds``)."""
-    repo_labels = list(facts.repo_labels)
-    out = LabelDecision()
+
+def label_calls(config: RepoConfig, scored: Scored, repo_labels: Iterable[str]) -> dict[str, tuple[str, float]]:
+    """Repository label -> (decision, score): the model's decisions mapped like
+    :func:`map_scores` (two model labels on one repository label: the stronger decision, the
+    higher score), or, when the config sets ``threshold``/``thresholds``, APPLY for a score
+    at or above the label's threshold and BELOW otherwise."""
     mapped = map_scores(scored.scores, config, repo_labels)
     if config.threshold is not None or config.thresholds:
         default = config.threshold if config.threshold is not None else 1.01  # per-label only
         cut = {k.lower(): v for k, v in config.thresholds.items()}
-        candidates = [l for l, s in mapped.items() if s >= cut.get(l.lower(), default)]
+        return {l: (APPLY if s >= cut.get(l.lower(), default) else BELOW, s) for l, s in mapped.items()}
+    canonical = {l.lower(): l for l in repo_labels}
+    aliases = {k.lower(): v for k, v in config.aliases.items()}
+    calls: dict[str, str] = {}
+    for label, call in scored.decisions.items():
+        name = canonical.get(aliases.get(label.lower(), label).lower())
+        if name is not None and _RANK.get(call, 0) > _RANK.get(calls.get(name, BELOW), 0):
+            calls[name] = call
+    return {l: (calls.get(l, BELOW), s) for l, s in mapped.items()}
+
+
+def decide(facts: IssueFacts, config: RepoConfig, scored: Scored) -> LabelDecision:
+    """Which labels to apply and which to suggest, once :func:`plan` said SCORE and the model
+    answered (see :func:`label_calls` for the model's decision per repository label):
+
+    * ``apply`` mode: the APPLY labels are applied; nothing is suggested;
+    * ``suggest``: nothing is applied; every label not BELOW is suggested;
+    * ``apply-and-suggest``: the APPLY labels are applied, the SUGGEST ones suggested.
+
+    Either list holds at most ``max_labels``, best scores first, and never a label that is
+    not allowed, denied, removed by a human, already on the issue or added by the bot before."""
+    calls = label_calls(config, scored, facts.repo_labels)
+    if config.mode == "suggest":
+        to_apply: set[str] = set()
+        to_suggest = {APPLY, SUGGEST}
     else:
-        candidates = list(map_scores({c: scored.scores.get(c, 0.0) for c in scored.chosen}, config, repo_labels))
+        to_apply = {APPLY}
+        to_suggest = {SUGGEST} if config.mode == "apply-and-suggest" else set()
 
     allow = {l.lower() for l in config.allow}
     deny = {l.lower() for l in config.deny}
     removed = {l.lower() for l in facts.removed_by_human}
     current = {l.lower() for l in facts.labels}
     by_bot = {l.lower() for l in facts.applied_by_bot}
-    picks: list[tuple[str, float]] = []
-    for label in sorted(candidates, key=lambda l: -mapped[l]):
+    out = LabelDecision()
+    for label, (call, score) in sorted(calls.items(), key=lambda kv: -kv[1][1]):
+        if call == BELOW:
+            continue
         key = label.lower()
-        if allow and key not in allow:
+        picks = out.apply if call in to_apply else out.suggest if call in to_suggest else None
+        if picks is None:
+            out.skipped[label] = f"only sure enough to suggest (mode: {config.mode})"
+        elif allow and key not in allow:
             out.skipped[label] = "not in allow"
         elif key in deny:
             out.skipped[label] = "denied"
@@ -181,10 +221,8 @@ def decide(facts: IssueFacts, config: RepoConfig, scored: Scored) -> LabelDecisi
         elif len(picks) >= config.max_labels:
             out.skipped[label] = f"max_labels ({config.max_labels}) reached"
         else:
-            picks.append((label, mapped[label]))
-    if config.mode == "apply":
-        out.apply = picks
-    else:
-        out.suggest = picks
-    out.reason = f"{len(picks)} label(s) to {config.mode}" if picks else "no label passed the policy"
+            picks.append((label, score))
+    parts = [f"{len(out.apply)} label(s) to apply"] if out.apply else []
+    parts += [f"{len(out.suggest)} label(s) to suggest"] if out.suggest else []
+    out.reason = "; ".join(parts) or "no label passed the policy"
     return out

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Protocol
 
 from labeler.data import issue_text  # the one text builder, for training and serving alike
 
-__all__ = ["BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable", "Scored", "describe_model",
+__all__ = ["APPLY", "BELOW", "BundlePredictor", "FALLBACK_STRATEGY", "SUGGEST", "Predictor", "PredictorUnavailable", "Scored", "describe_model",
            "issue_text", "labeler_cli"]
 
 log = logging.getLogger(__name__)
@@ -43,20 +43,34 @@ class PredictorUnavailable(Exception):
     """No model can score this issue (bad bundle, or no bundle and no zero-shot strategy)."""
 
 
+#: the model's decision for one label (``labeler``'s ``LabelCall.decision``)
+APPLY, SUGGEST, BELOW = "apply", "suggest", "below"
+
+
 @dataclass
 class Scored:
-    """The model's view of one issue: a score per model label, the labels its own decision
-    rule chose (best first), which model it was, and similar issues when it knows them."""
+    """The model's view of one issue: a score per model label; its decision per label
+    (:data:`APPLY` when it is confident enough for the precision asked, :data:`SUGGEST` when
+    it is worth showing a person, :data:`BELOW` otherwise); the labels decided
+    :data:`APPLY`, best first (``chosen``); which model it was; and similar issues when it
+    knows them. Without ``decisions``, the ``chosen`` labels are APPLY and the rest BELOW."""
 
     scores: dict[str, float]
     chosen: list[str]
     model: str
     neighbours: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.decisions:
+            chosen = set(self.chosen)
+            self.decisions = {l: APPLY if l in chosen else BELOW for l in self.scores}
+            self.decisions.update({l: APPLY for l in chosen})
 
 
 class Predictor(Protocol):
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
-              neighbours: bool = False) -> Scored: ...
+              precision: float | None = None, neighbours: bool = False) -> Scored: ...
 
     def describe(self) -> str: ...
 
@@ -159,14 +173,31 @@ class BundlePredictor:
         return self._cached(key, build)
 
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
-              neighbours: bool = False) -> Scored:
+              precision: float | None = None, neighbours: bool = False) -> Scored:
+        """Score ``text`` and let the bundle decide each label (``Bundle.classify``) for the
+        ``precision`` asked (None: the bundle's own target)."""
         bundle, name = self._bundle_for(repo_labels, model)
-        proba = bundle.predict_proba([text])[0]
-        chosen = [p.label for p in bundle.predict([text])[0]]  # the bundle's own rule, best first
+        calls = _classify(bundle, text, precision)  # every label, best first
         found: list[dict[str, Any]] = []
         if neighbours:
             try:
                 found = list(bundle.explain(text).get("neighbours") or [])
             except Exception:  # an explanation is a nicety, never a failure
                 log.exception("explain() failed")
-        return Scored({l: float(s) for l, s in zip(bundle.labels, proba)}, chosen, name, found)
+        return Scored({c.label: float(c.score) for c in calls}, [c.label for c in calls if c.decision == APPLY],
+                      name, found, decisions={c.label: c.decision for c in calls})
+
+
+def _classify(bundle: Any, text: str, precision: float | None) -> list[Any]:
+    """``bundle.classify([text], precision=...)[0]``. Until labeler has ``Bundle.classify``
+    (issue #7), the bundle's own rule (``Bundle.predict``) decides APPLY and the rest is
+    BELOW; the precision asked is then not used."""
+    if hasattr(bundle, "classify"):
+        return list(bundle.classify([text], precision=precision)[0])
+    from collections import namedtuple
+
+    call = namedtuple("LabelCall", "label score decision")
+    proba = bundle.predict_proba([text])[0]
+    chosen = {p.label for p in bundle.predict([text])[0]}
+    calls = [call(l, float(s), APPLY if l in chosen else BELOW) for l, s in zip(bundle.labels, proba)]
+    return sorted(calls, key=lambda c: -c.score)

@@ -178,7 +178,7 @@ class Worker:
         scored: Scored | None = None
         if plan.kind == policy.SCORE:
             scored = self.predictor.score(sansio.issue_text(issue), plan.model_labels, model=config.model,
-                                          neighbours=plan.neighbours)
+                                          precision=plan.precision, neighbours=plan.neighbours)
             decision = policy.decide(facts, config, scored)
         else:
             decision = plan.decision or policy.LabelDecision(reason=plan.reason)

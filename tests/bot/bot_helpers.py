@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -55,6 +55,48 @@ class KeywordStrategy(Strategy):
 
     def _load(self, directory):
         pass
+
+
+class LabelCall(NamedTuple):  # labeler's LabelCall (issue #7), until labeler has it
+    label: str
+    score: float
+    decision: str
+
+
+class TieredBundle:
+    """A bundle with ``Bundle.classify``'s contract and fixed scores: a label is "apply" when
+    its score reaches the precision asked (the bundle's own target: 0.8), "suggest" from
+    ``suggest_at``, else "below". Remembers the precisions it was asked for."""
+
+    def __init__(self, scores: dict[str, float], suggest_at: float = 0.4):
+        self.scores = dict(scores)
+        self.labels = list(scores)
+        self.suggest_at = suggest_at
+        self.manifest = {"strategy": "tiered", "created": "today"}
+        self.asked: list[float | None] = []
+
+    def classify(self, texts, precision=None):
+        self.asked.append(precision)
+        target = 0.8 if precision is None else precision
+
+        def call(label, score):
+            decision = "apply" if score >= target else "suggest" if score >= self.suggest_at else "below"
+            return LabelCall(label, score, decision)
+
+        row = sorted((call(l, s) for l, s in self.scores.items()), key=lambda c: -c.score)
+        return [list(row) for _ in texts]
+
+    def explain(self, text):
+        return {"neighbours": [{"number": 12, "title": "An older crash", "similarity": 0.83}]}
+
+
+def tiered_predictor(monkeypatch, tmp_path, scores: dict[str, float]) -> tuple[BundlePredictor, TieredBundle]:
+    """A BundlePredictor whose default bundle is a :class:`TieredBundle`."""
+    from labeler.bundle import Bundle
+
+    bundle = TieredBundle(scores)
+    monkeypatch.setattr(Bundle, "load", classmethod(lambda cls, path: bundle))
+    return BundlePredictor(tmp_path / "tiered"), bundle
 
 
 def issue_payload(action: str = "opened", *, number: int = 7, title: str = "App crash on start: a bug",
