@@ -31,8 +31,8 @@ from typing import Any, Mapping, Protocol
 
 from labeler.data import issue_text  # the one text builder, for training and serving alike
 
-__all__ = ["APPLY", "BELOW", "BundlePredictor", "FALLBACK_STRATEGY", "SUGGEST", "Predictor", "PredictorUnavailable", "Scored", "describe_model",
-           "issue_text", "labeler_cli"]
+__all__ = ["APPLY", "BELOW", "SUGGEST", "BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable",
+           "Scored", "describe_model", "issue_text", "labeler_cli"]
 
 log = logging.getLogger(__name__)
 
