@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from labeler import __version__
-from labeler.decision import DecisionRule, tune
+from labeler.decision import DECISION_NAMES, DecisionRule, Objective, check_groups, default_rule, tune
 from labeler.errors import BundleError
 from labeler.metrics import evaluate
 from labeler.strategies import Strategy, get_strategy
@@ -43,6 +43,15 @@ _LIBRARIES = ("numpy", "scikit-learn", "scikit-multilearn", "torch", "transforme
 class Prediction(NamedTuple):
     label: str
     score: float
+
+
+class LabelCall(NamedTuple):
+    """One label's verdict for one issue: ``decision`` is ``apply`` (chosen and confident
+    enough for the precision target), ``suggest`` (chosen, less sure) or ``below``."""
+
+    label: str
+    score: float
+    decision: str
 
 
 def data_hash(texts: Sequence[str], label_sets: LabelSets) -> str:
@@ -82,16 +91,21 @@ class Bundle:
               labels: Sequence[str] | None = None, descriptions: dict[str, str] | None = None,
               valid: tuple[Sequence[str], LabelSets] | None = None,
               unlabelled: Sequence[str] | None = None, decision: str = "auto",
-              params: dict[str, Any] | None = None) -> "Bundle":
+              params: dict[str, Any] | None = None, objective: str | Objective = "micro",
+              exclusive: Sequence[Sequence[str]] | None = None) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
-        ``valid`` when given, and record everything in the manifest.
+        ``valid`` when given for ``objective`` (``micro``, ``macro`` or ``precision=P``, see
+        :mod:`labeler.decision`), with at most one label of each ``exclusive`` group, and
+        record everything in the manifest.
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
         a 0.5 threshold, or top-1 for strategies that need no training)."""
+        goal = Objective.parse(objective)
         if isinstance(strategy, str):
             if labels is None:
                 raise ValueError("labels are needed to build a strategy by name")
             strategy = get_strategy(strategy)(labels, descriptions, **(params or {}))
+        groups = check_groups(exclusive, strategy.labels)
         started = time.perf_counter()
         strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled)
         train_seconds = time.perf_counter() - started
@@ -100,13 +114,18 @@ class Bundle:
                          "seconds": round(train_seconds, 3),
                          "n_unlabelled": len(unlabelled) if unlabelled is not None else 0},
         }
+        tuning = None
         if valid is not None and len(valid[0]):
-            scores = strategy.predict_proba(valid[0])
-            y_valid = strategy.binarize(valid[1])
-            rule, _ = tune(scores, y_valid, strategy.labels, kind=decision)
+            tuning = (strategy.validation_scores(valid[0]), strategy.binarize(valid[1]))
+        elif strategy.held_out is not None:  # the strategy held out part of train itself (auto)
+            tuning = (strategy.held_out[0], strategy.binarize(strategy.held_out[1]))
+            manifest["validation_from"] = "training hold-out"
+        if tuning is not None:
+            scores, y_valid = tuning
+            rule, _ = tune(scores, y_valid, strategy.labels, kind=decision, objective=goal, exclusive=groups)
             manifest["validation"] = evaluate(y_valid, rule.decide(scores, strategy.labels), strategy.labels)
         else:
-            rule = default_rule(strategy, decision)
+            rule = default_rule(strategy.needs_training, decision, groups, strategy.labels)
         return cls(strategy, rule, manifest)
 
     # -- inference ------------------------------------------------------------------------
@@ -125,6 +144,20 @@ class Bundle:
         for row_scores, row_chosen in zip(scores, chosen):
             picks = [Prediction(self.labels[j], float(row_scores[j])) for j in np.flatnonzero(row_chosen)]
             out.append(sorted(picks, key=lambda p: -p.score))
+        return out
+
+    def classify(self, texts: Sequence[str], precision: float | None = None) -> list[list[LabelCall]]:
+        """Every label of every text with its score and decision (``apply``, ``suggest`` or
+        ``below``), best first. ``precision`` asks that applied labels reach this validation
+        precision (the bot passes the repository's target); ``None`` uses the bundle's own
+        objective (see :meth:`labeler.decision.DecisionRule.classify`)."""
+        scores = self.predict_proba(texts)
+        codes = self.decision.classify(scores, self.labels, precision)
+        out = []
+        for row_scores, row_codes in zip(scores, codes):
+            calls = [LabelCall(label, float(score), DECISION_NAMES[int(code)])
+                     for label, score, code in zip(self.labels, row_scores, row_codes)]
+            out.append(sorted(calls, key=lambda c: -c.score))
         return out
 
     def explain(self, text: str) -> dict[str, Any]:
@@ -196,11 +229,3 @@ class Bundle:
         except (OSError, ValueError) as exc:
             raise BundleError(f"corrupt bundle {directory}: {exc}") from None
         return cls(strategy, decision, manifest)
-
-
-def default_rule(strategy: Strategy, decision: str = "auto") -> DecisionRule:
-    """The rule used when there is no validation data to tune one."""
-    if decision == "auto":
-        return DecisionRule("threshold", threshold=0.5) if strategy.needs_training else DecisionRule("top_k", k=1)
-    return DecisionRule(decision)
-

@@ -98,16 +98,20 @@ def split(data: Path, label_map: LabelMapOpt = None,
 @friendly
 def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or a directory written by split)")],
           label_map: LabelMapOpt = None,
-          strategy: Annotated[str, typer.Option("--strategy", "-s", help="naive_bayes, knn, zero_shot, finetune, setfit")] = "naive_bayes",
+          strategy: Annotated[str, typer.Option("--strategy", "-s", help="auto (default: tries the others within --budget), linear, naive_bayes, knn, zero_shot, finetune, setfit")] = "auto",
           valid: Annotated[Optional[Path], typer.Option(help="validation issues: tunes the decision rule and hyper-parameters")] = None,
           output: Annotated[Path, typer.Option("--output", "-o", help="bundle directory to write")] = Path("bundle"),
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="strategy parameter KEY=VALUE (JSON values), repeatable")] = None,
           decision: Annotated[str, typer.Option(help="auto, top_k, threshold or per_label")] = "auto",
+          objective: Annotated[str, typer.Option(help="what the decision rule is tuned for: micro, macro or precision=P (labels that cannot reach P on validation are only suggested)")] = "micro",
+          budget: Annotated[Optional[float], typer.Option(help="auto: seconds for fitting all candidates (default 600)")] = None,
+          exclusive: Annotated[str, typer.Option(help="auto: the label map's exclusive groups, or all labels when every issue has exactly one; none: no groups")] = "auto",
           use_unlabelled: Annotated[bool, typer.Option(help="give the unlabelled pool to strategies that use it")] = False,
           fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = "title",
           body_column: BodyColOpt = "body", label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
     """Train a strategy and save a model bundle (tuned on --valid when given)."""
     from labeler.bundle import Bundle
+    from labeler.decision import Objective
     from labeler.pipeline import prepare
 
     from labeler.strategies import get_strategy
@@ -115,11 +119,23 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     params = _parse_params(param)
     try:
         strategy_cls = get_strategy(strategy)
+        goal = Objective.parse(objective)
     except KeyError as exc:
         raise LabelerError(exc.args[0]) from None
+    except ValueError as exc:
+        raise LabelerError(str(exc)) from None
+    if budget is not None:
+        if strategy != "auto":
+            raise LabelerError("--budget is for --strategy auto (other strategies take -p max_seconds=... where they have one)")
+        params["budget"] = budget
+    if strategy == "auto":
+        params.setdefault("objective", str(goal))
     opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
     data, valid, unlabelled_path = _resolve_split_dir(data, valid)
     prepared = prepare(data, label_map, opts)
+    groups, why = prepared.label_map.exclusive_groups(prepared.label_sets(), exclusive)
+    if why:
+        typer.echo(why, err=True)
     valid_pair = None
     if valid is not None:
         pv = prepare(valid, prepared.label_map, opts)
@@ -132,17 +148,23 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
 
             unlabelled += [i.text for i in load_issues(unlabelled_path, opts).issues]
     typer.echo(f"training {strategy} on {len(prepared.labelled)} issues, {len(prepared.labels)} labels"
-               + (f", validating on {len(valid_pair[0])}" if valid_pair else ""), err=True)
+               + (f", validating on {len(valid_pair[0])}" if valid_pair else "")
+               + (f", budget {params.get('budget', 600):.0f}s" if strategy == "auto" else ""), err=True)
     model = strategy_cls(prepared.labels, prepared.label_map.descriptions, **params)
     if hasattr(model, "metadata"):  # strategies that explain with similar issues (knn)
         model.metadata = [{"number": i.number, "id": i.id, "title": i.title} for i in prepared.labelled]
     bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
-                          unlabelled=unlabelled, decision=decision)
+                          unlabelled=unlabelled, decision=decision, objective=goal, exclusive=groups)
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:
         v = bundle.manifest["validation"]
         line += f"; validation micro F1 {v['micro_f1']:.3f}, macro F1 {v['macro_f1']:.3f}"
+    if bundle.strategy.name == "auto":
+        info = bundle.strategy.fitted_info
+        line += f"\nauto chose {info['chosen']}: {info['why']}"
+    if bundle.decision.suggest_only:
+        line += f"\nsuggest-only (cannot reach {goal} on validation): {', '.join(bundle.decision.suggest_only)}"
     typer.echo(line)
 
 

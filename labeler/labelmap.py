@@ -11,6 +11,8 @@ A label map is a YAML file::
       documentation: documentation
     descriptions:           # optional: used by zero-shot strategies
       bug: Something isn't working
+    exclusive:              # optional: groups of mutually exclusive labels (at most one is chosen)
+      - [bug, enhancement]
 
 ``labels`` may also be a plain list (each name maps to itself). An issue with none of the
 mapped labels goes to the unlabelled pool. Mapping is idempotent: a name that already is a
@@ -26,6 +28,7 @@ from typing import Iterable, Sequence
 import yaml
 
 from labeler.data import Issue
+from labeler.decision import check_groups
 from labeler.errors import DataError
 
 
@@ -34,6 +37,8 @@ class LabelMap:
     mapping: dict[str, str]
     descriptions: dict[str, str] = field(default_factory=dict)
     name: str | None = None
+    #: groups of mutually exclusive target labels
+    exclusive: list[list[str]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -61,7 +66,14 @@ class LabelMap:
         if not mapping:
             raise DataError(f"label map {path} maps no labels")
         descriptions = {str(k): str(v) for k, v in (data.get("descriptions") or {}).items()}
-        return cls(mapping, descriptions, data.get("name"))
+        groups = data.get("exclusive") or []
+        if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+            raise DataError(f"label map {path}: 'exclusive' must be a list of label lists, e.g. [[bug, enhancement]]")
+        try:
+            groups = check_groups(groups, list(dict.fromkeys(mapping.values())))
+        except ValueError as exc:
+            raise DataError(f"label map {path}: {exc}") from None
+        return cls(mapping, descriptions, data.get("name"), groups)
 
     @classmethod
     def identity(cls, issues: Iterable[Issue], min_count: int = 1) -> "LabelMap":
@@ -72,6 +84,21 @@ class LabelMap:
                 counts[label] = counts.get(label, 0) + 1
         names = sorted(n for n, c in counts.items() if c >= min_count)
         return cls({n: n for n in names})
+
+    def exclusive_groups(self, label_sets: Sequence[Sequence[str]], mode: str = "auto") -> tuple[list[list[str]], str]:
+        """``(groups, why)``: the exclusive groups to decide with. ``mode="auto"``: the map's
+        own groups, or, when it declares none and every labelled issue carries exactly one
+        label, the whole label set as one group (a single-label problem); ``"none"``: no groups."""
+        if mode == "none":
+            return [], "no exclusive groups (--exclusive none)"
+        if mode != "auto":
+            raise DataError(f"--exclusive takes auto or none, not {mode!r}")
+        if self.exclusive:
+            return [list(g) for g in self.exclusive], f"{len(self.exclusive)} exclusive group(s) from the label map"
+        if len(self.labels) > 1 and label_sets and all(len(s) == 1 for s in label_sets):
+            return [self.labels], ("every labelled issue carries exactly one label: the labels are treated as "
+                                   "mutually exclusive (--exclusive none to turn this off)")
+        return [], ""
 
     def map_labels(self, raw: Sequence[str]) -> list[str]:
         targets = set(self.mapping.values())

@@ -16,10 +16,12 @@ REGISTRY: dict[str, type[Strategy]] = {}
 #: strategy name -> module that defines (and registers) it
 _MODULES = {
     "naive_bayes": "labeler.strategies.naive_bayes",
+    "linear": "labeler.strategies.linear",
     "knn": "labeler.strategies.knn",
     "zero_shot": "labeler.strategies.zero_shot",
     "finetune": "labeler.strategies.finetune",
     "setfit": "labeler.strategies.setfit_strategy",
+    "auto": "labeler.strategies.auto",
 }
 
 

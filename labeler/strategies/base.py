@@ -40,6 +40,10 @@ class Strategy(ABC):
     #: True when the strategy can score with no labelled training data (zero-shot).
     needs_training: ClassVar[bool] = True
 
+    #: ``(scores, label_sets)`` of training issues the strategy held out for itself when fitted
+    #: without a validation set (``auto`` does); the bundle tunes its decision rule on them
+    held_out: tuple[np.ndarray, LabelSets] | None = None
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
         labels = list(labels)
         if not labels:
@@ -61,6 +65,12 @@ class Strategy(ABC):
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Scores in [0, 1], shape ``(len(texts), len(self.labels))``."""
+
+    def validation_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of the validation texts that decision rules are tuned on. The same as
+        :meth:`predict_proba`, except for strategies that fitted part of themselves on the
+        validation set (``auto``'s stacking returns out-of-fold scores)."""
+        return self.predict_proba(texts)
 
     def explain(self, text: str) -> dict[str, Any]:
         """Why the strategy scored ``text`` as it did; strategies that can say more override

@@ -1,0 +1,246 @@
+"""``linear``: TF-IDF n-grams and/or frozen sentence embeddings with one-vs-rest logistic
+regression, the strong simple baseline every other strategy must beat.
+
+Features (``features`` parameter):
+
+* ``tfidf``: word n-grams (1..``word_ngram_max``) and character n-grams inside word
+  boundaries (``char_wb``, ``char_ngram_min``..``char_ngram_max``), sublinear tf, each block
+  L2-normalised, concatenated; texts are cut to ``max_chars`` characters first (a 200,000
+  character log adds nothing but time);
+* ``embedding``: the frozen encoder's normalised mean-pooled embeddings
+  (:mod:`labeler.encoders`, the embedded MiniLM unless ``model`` names another, e.g. a
+  domain-adapted encoder directory), scaled by ``embedding_weight``;
+* ``both``: the two side by side.
+
+One ``LogisticRegression`` per label (``class_weight="balanced"`` by default). ``C`` is
+chosen on the validation set when one is given (from ``C_grid``, by the mean of micro and
+macro average precision, which needs no threshold), else by 3-fold cross-validation on the
+training data when it holds at least ``cv_min`` issues, else it is ``C_default``. Thresholds
+are not this module's business: :mod:`labeler.decision` tunes them for every strategy.
+
+Saved without pickles: vocabularies as JSON, idf vectors and the coefficient matrix as
+``.npz``; loading rebuilds the vectorizers from them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import KFold
+
+from labeler.strategies import register
+from labeler.strategies.base import Labelled, LabelSets, Strategy
+
+FEATURES = ("tfidf", "embedding", "both")
+
+
+def _ap(y: np.ndarray, scores: np.ndarray) -> float:
+    """Mean of micro and macro average precision over the labels that occur in ``y``."""
+    present = y.sum(axis=0) > 0
+    if not present.any():
+        return 0.0
+    y, scores = y[:, present], scores[:, present]
+    micro = average_precision_score(y.ravel(), scores.ravel())
+    macro = float(np.mean([average_precision_score(y[:, j], scores[:, j]) for j in range(y.shape[1])]))
+    return 0.5 * (micro + macro)
+
+
+@register
+class Linear(Strategy):
+    """Parameters: ``features`` (tfidf | embedding | both, default tfidf), ``word_ngram_max``
+    (2), ``char_ngram_min`` (2), ``char_ngram_max`` (5; 0 switches character n-grams off),
+    ``min_df`` (1), ``max_features`` (per block, 200000), ``max_chars`` (6000),
+    ``sublinear_tf`` (True), ``C`` (null: tuned), ``C_grid`` ([0.3, 1, 3, 10, 30, 100]),
+    ``C_default`` (10), ``cv_min`` (60), ``class_weight`` ("balanced" or null),
+    ``model`` (encoder for embeddings, null = the embedded MiniLM), ``embedding_weight`` (1.0),
+    ``device`` (null = auto)."""
+
+    name = "linear"
+
+    def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
+        params = {"features": "tfidf", "word_ngram_max": 2, "char_ngram_min": 2, "char_ngram_max": 5,
+                  "min_df": 1, "max_features": 200000, "max_chars": 6000, "sublinear_tf": True,
+                  "C": None, "C_grid": [0.3, 1, 3, 10, 30, 100], "C_default": 10.0, "cv_min": 60,
+                  "class_weight": "balanced", "title_weight": 0.0, "model": None, "embedding_weight": 1.0, "device": None,
+                  **params}
+        if params["features"] not in FEATURES:
+            raise ValueError(f"linear: features must be one of {', '.join(FEATURES)}, not {params['features']!r}")
+        super().__init__(labels, descriptions, **params)
+        #: the fitted TF-IDF blocks by name (word, char, title), in feature order
+        self.vectorizers: dict[str, TfidfVectorizer] = {}
+        self.coef: np.ndarray | None = None  # (n_labels, n_features)
+        self.intercept: np.ndarray = np.zeros(len(self.labels))
+        #: labels with one class only in training get a constant score instead of a model
+        self.constant: np.ndarray = np.zeros(len(self.labels))
+        self.trained: np.ndarray = np.zeros(len(self.labels), dtype=bool)
+
+    # -- features --------------------------------------------------------------------------
+    @property
+    def uses_tfidf(self) -> bool:
+        return self.params["features"] in ("tfidf", "both")
+
+    @property
+    def uses_embedding(self) -> bool:
+        return self.params["features"] in ("embedding", "both")
+
+    def _vectorizers(self) -> dict[str, TfidfVectorizer | None]:
+        """Fresh vectorizers of the TF-IDF blocks: ``word``, ``char`` (None when switched off)
+        and ``title`` (None unless ``title_weight`` > 0)."""
+        p = self.params
+        common = {"sublinear_tf": bool(p["sublinear_tf"]), "min_df": p["min_df"],
+                  "max_features": p["max_features"], "dtype": np.float32}
+        words = r"(?u)\b\w+\b"
+        return {
+            "word": TfidfVectorizer(ngram_range=(1, int(p["word_ngram_max"])), token_pattern=words, **common),
+            "char": TfidfVectorizer(analyzer="char_wb", ngram_range=(int(p["char_ngram_min"]), int(p["char_ngram_max"])),
+                                    **common) if int(p["char_ngram_max"]) > 0 else None,
+            "title": TfidfVectorizer(ngram_range=(1, 2), token_pattern=words, sublinear_tf=True, dtype=np.float32)
+            if float(p["title_weight"]) > 0 else None,
+        }
+
+    @staticmethod
+    def _titles(texts: Sequence[str]) -> list[str]:
+        """The title of each text (everything before the first blank line, see
+        :func:`labeler.data.issue_text`)."""
+        return [(t or "").split("\n\n", 1)[0] for t in texts]
+
+    def _cut(self, texts: Sequence[str]) -> list[str]:
+        n = int(self.params["max_chars"])
+        return [(t or "")[:n] for t in texts]
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        from labeler.encoders import get_encoder
+
+        encoder = get_encoder(self.params["model"], device=self.params["device"])
+        return encoder.encode(list(texts)) * float(self.params["embedding_weight"])
+
+    def features(self, texts: Sequence[str], *, fit: bool = False) -> sp.csr_matrix:
+        """The feature matrix of ``texts`` (``fit=True`` learns the vocabularies first)."""
+        blocks = []
+        if self.uses_tfidf:
+            inputs = {"word": self._cut(texts), "char": self._cut(texts), "title": self._titles(texts)}
+            weights = {"title": float(self.params["title_weight"])}
+            if fit:
+                self.vectorizers = {}
+                for name, vec in self._vectorizers().items():
+                    if vec is None:
+                        continue
+                    try:
+                        vec.fit(inputs[name])
+                    except ValueError:  # empty vocabulary: only empty texts
+                        if name != "word":
+                            continue
+                        vec.set_params(token_pattern=r"(?u)\S+", analyzer="word")
+                        vec.fit([t or "<empty>" for t in inputs[name]])
+                    self.vectorizers[name] = vec
+            if not self.vectorizers:
+                raise RuntimeError("linear is not fitted")
+            for name, vec in self.vectorizers.items():
+                blocks.append(vec.transform(inputs[name]) * weights.get(name, 1.0))
+        if self.uses_embedding:
+            blocks.append(sp.csr_matrix(self._embed(texts)))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    # -- training --------------------------------------------------------------------------
+    def _fit_matrix(self, x, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n, d = x.shape
+        positives = y.sum(axis=0)
+        trained = (positives > 0) & (positives < n)
+        coef = np.zeros((y.shape[1], d), dtype=np.float32)
+        intercept = np.zeros(y.shape[1])
+        for j in np.flatnonzero(trained):
+            model = LogisticRegression(C=c, class_weight=self.params["class_weight"], solver="liblinear", dual=x.shape[0] < x.shape[1],
+                                       max_iter=1000)
+            model.fit(x, y[:, j])
+            coef[j] = model.coef_[0]
+            intercept[j] = model.intercept_[0]
+        return coef, intercept, trained, positives / max(n, 1)
+
+    @staticmethod
+    def _scores(x, coef, intercept, trained, constant) -> np.ndarray:
+        out = np.tile(constant.astype(float), (x.shape[0], 1))
+        if trained.any():
+            z = np.asarray(x @ coef[trained].T) + intercept[trained]
+            out[:, trained] = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    def _choose_c(self, x, y: np.ndarray, valid: tuple[Any, np.ndarray] | None) -> tuple[float, dict]:
+        p = self.params
+        grid = [float(c) for c in p["C_grid"]]
+        if valid is not None:
+            xv, yv = valid
+            results = {c: _ap(yv, self._scores(xv, *self._fit_matrix(x, y, c))) for c in grid}
+            return max(results, key=results.get), {"by": "validation", "ap": results}
+        n = x.shape[0]
+        if n >= int(p["cv_min"]):
+            folds = KFold(n_splits=3, shuffle=True, random_state=0)
+            results = {}
+            for c in grid:
+                scores = np.zeros(y.shape, dtype=float)
+                for tr, te in folds.split(np.arange(n)):
+                    scores[te] = self._scores(x[te], *self._fit_matrix(x[tr], y[tr], c))
+                results[c] = _ap(y, scores)
+            return max(results, key=results.get), {"by": "3-fold cross-validation", "ap": results}
+        return float(p["C_default"]), {"by": f"default (fewer than {p['cv_min']} issues, no validation)"}
+
+    def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
+            unlabelled: Sequence[str] | None = None) -> "Linear":
+        if len(texts) == 0:
+            raise ValueError("linear needs at least one labelled issue")
+        y = self.binarize(label_sets)
+        x = self.features(texts, fit=True)
+        if self.params["C"] is not None:
+            c, how = float(self.params["C"]), {"by": "parameter"}
+        else:
+            v = None
+            if valid is not None and len(valid[0]):
+                v = (self.features(valid[0]), self.binarize(valid[1]))
+            c, how = self._choose_c(x, y, v)
+        self.coef, self.intercept, self.trained, self.constant = self._fit_matrix(x, y, c)
+        self.fitted_info = {"C": c, "C_chosen_by": how.pop("by"), **{k: {str(c): round(v, 4) for c, v in d.items()}
+                                                                       for k, d in how.items()},
+                            "n_features": int(x.shape[1])}
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self.coef is None:
+            raise RuntimeError("linear is not fitted")
+        if not len(texts):
+            return np.zeros((0, len(self.labels)))
+        return self._scores(self.features(texts), self.coef, self.intercept, self.trained, self.constant)
+
+    # -- persistence: vocabularies as JSON, idf and weights as arrays -----------------------
+    def _save(self, directory: Path) -> None:
+        assert self.coef is not None
+        arrays: dict[str, np.ndarray] = {"coef": self.coef, "intercept": self.intercept,
+                                         "trained": self.trained, "constant": self.constant}
+        vocab: dict[str, Any] = {}
+        for name, vec in self.vectorizers.items():
+            vocab[name] = {"vocabulary": {t: int(i) for t, i in vec.vocabulary_.items()},
+                           "token_pattern": vec.token_pattern}
+            arrays[f"{name}_idf"] = vec.idf_
+        (directory / "vocabulary.json").write_text(json.dumps(vocab))
+        np.savez_compressed(directory / "linear.npz", **arrays)
+
+    def _load(self, directory: Path) -> None:
+        vocab = json.loads((directory / "vocabulary.json").read_text())
+        fresh = self._vectorizers()
+        self.vectorizers = {}
+        with np.load(directory / "linear.npz", allow_pickle=False) as data:
+            self.coef = data["coef"]
+            self.intercept = data["intercept"]
+            self.trained = data["trained"].astype(bool)
+            self.constant = data["constant"]
+            for name, saved in vocab.items():  # JSON keeps the order they were saved in
+                vec = fresh[name]
+                vec.set_params(vocabulary=saved["vocabulary"], token_pattern=saved["token_pattern"])
+                vec.vocabulary_ = saved["vocabulary"]
+                vec.idf_ = data[f"{name}_idf"]
+                self.vectorizers[name] = vec

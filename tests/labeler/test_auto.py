@@ -1,0 +1,96 @@
+"""The auto strategy: candidates cheapest first within a budget, best single or ensemble."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from labeler.bundle import Bundle
+from labeler.strategies import get_strategy
+from labeler.strategies.auto import Stacker, _cross_fit
+
+CHEAP = [["naive_bayes", {}], ["linear", {"C": 1.0}], ["linear", {"C": 10.0, "char_ngram_max": 0}]]
+
+
+def test_auto_records_every_candidate_and_round_trips(toy, tmp_path):
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("auto", texts, label_sets, labels=labels, valid=(texts, label_sets),
+                          params={"candidates": CHEAP, "folds": 2})
+    info = bundle.strategy.fitted_info
+    names = [c["candidate"] for c in info["candidates"]]
+    assert names[:3] == ["naive_bayes", "linear[C=1.0]", "linear[C=10.0,char_ngram_max=0]"]
+    assert any(n.startswith("mean(") for n in names) and any(n.startswith("stack(") for n in names)
+    for entry in info["candidates"][:3]:
+        assert {"valid_micro_f1", "valid_macro_f1", "seconds"} <= set(entry)
+    assert info["chosen"] in names and "best validation micro f1" in info["why"]
+    path = bundle.save(tmp_path / "auto")
+    loaded = Bundle.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(texts), bundle.predict_proba(texts), atol=1e-6)
+    assert loaded.manifest["fitted"]["chosen"] == info["chosen"]
+
+
+def test_auto_stops_at_its_budget_with_a_fake_clock(toy):
+    texts, label_sets, labels, _ = toy
+    auto = get_strategy("auto")(labels, budget=100, candidates=[
+        ["naive_bayes", {}, 1], ["linear", {}, 1], ["linear", {"C": 3.0}, 1], ["knn", {}, 1]])
+    ticks = itertools.count(0, 30)  # every look at the clock costs 30 "seconds"
+    auto.clock = lambda: float(next(ticks))
+    auto.fit(texts, label_sets, valid=(texts, label_sets))
+    report = auto.fitted_info["candidates"]
+    skipped = [c for c in report if "skipped" in c]
+    assert skipped and all("budget" in c["skipped"] for c in skipped)
+    assert report[0]["candidate"] == "naive_bayes" and "skipped" not in report[0]
+    assert report[-1]["candidate"].startswith(("knn", "stack", "mean")) or "skipped" in report[-1]
+    assert "knn" not in [m.name for m in auto.members]
+
+
+def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
+    texts, label_sets, labels, _ = toy
+    seen = {}
+    real = get_strategy("naive_bayes")
+
+    class Budgeted(real):  # stands in for finetune: records the budget it was given
+        name = "finetune"
+
+        def __init__(self, labels, descriptions=None, **params):
+            seen.update(params)
+            super().__init__(labels, descriptions)
+
+    monkeypatch.setitem(__import__("labeler.strategies", fromlist=["REGISTRY"]).REGISTRY, "finetune", Budgeted)
+    auto = get_strategy("auto")(labels, budget=1000, candidates=[["finetune", {}]])
+    auto.fit(texts, label_sets, valid=(texts, label_sets))
+    assert 0 < seen["max_seconds"] <= 800
+    tiny = get_strategy("auto")(labels, budget=60, candidates=[["naive_bayes", {}], ["finetune", {}]])
+    tiny.fit(texts, label_sets, valid=(texts, label_sets))
+    assert "at least" in tiny.fitted_info["candidates"][1]["skipped"]
+
+
+def test_auto_without_validation_holds_out_part_of_train(toy):
+    texts, label_sets, labels, _ = toy
+    texts, label_sets = texts * 3, label_sets * 3  # enough to hold a quarter out
+    bundle = Bundle.train("auto", texts, label_sets, labels=labels, params={"candidates": CHEAP[:2]})
+    assert bundle.strategy.fitted_info["validation"].startswith("hold-out of")
+    assert bundle.manifest["validation_from"] == "training hold-out"
+    assert bundle.decision.stats  # tuned on the hold-out, not a default 0.5
+    with pytest.raises(ValueError, match="at least 8"):
+        get_strategy("auto")(labels, candidates=CHEAP).fit(texts[:5], label_sets[:5])
+
+
+def test_unknown_candidate_and_failures(toy):
+    texts, label_sets, labels, _ = toy
+    with pytest.raises(KeyError, match="unknown strategy"):
+        get_strategy("auto")(labels, candidates=[["magic", {}]]).fit(texts, label_sets, valid=(texts, label_sets))
+    auto = get_strategy("auto")(labels, candidates=[["linear", {"features": "pixels"}], ["naive_bayes", {}]])
+    auto.fit(texts, label_sets, valid=(texts, label_sets))
+    assert "features must be one of" in auto.fitted_info["candidates"][0]["failed"]
+    assert auto.fitted_info["chosen"] == "naive_bayes"
+
+
+def test_stack_scores_for_tuning_are_out_of_fold():
+    rng = np.random.RandomState(0)
+    y = (rng.rand(60, 2) < 0.4).astype(int)
+    members = np.stack([np.clip(y + rng.normal(0, 0.4, y.shape), 0.01, 0.99) for _ in range(3)])
+    oof = _cross_fit(members, y, folds=5, seed=0)
+    fitted = Stacker(2, 3).fit(members, y).predict(members)
+    assert oof.shape == fitted.shape == (60, 2)
+    assert not np.allclose(oof, fitted)  # in-sample scores would flatter the stack

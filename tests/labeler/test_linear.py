@@ -1,0 +1,70 @@
+"""The linear strategy: TF-IDF and/or embeddings with one-vs-rest logistic regression."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from labeler.bundle import Bundle
+from labeler.strategies import get_strategy
+
+
+def test_tfidf_learns_and_round_trips_without_pickles(toy, tmp_path):
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("linear", texts, label_sets, labels=labels + ["question"], valid=(texts, label_sets),
+                          params={"title_weight": 0.5})
+    scores = bundle.predict_proba(["segfault crash traceback error", "please add a new feature request"])
+    assert scores.shape == (2, 4)
+    assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
+    assert (scores[:, 3] == 0).all()  # never seen in training: its base rate
+    assert bundle.strategy.fitted_info["C_chosen_by"] == "validation"
+    path = bundle.save(tmp_path / "b")
+    files = sorted(p.name for p in (path / "model").iterdir())
+    assert files == ["linear.npz", "strategy.json", "vocabulary.json"]
+    with np.load(path / "model" / "linear.npz", allow_pickle=False) as data:  # no object arrays
+        assert set(data.files) >= {"coef", "intercept", "word_idf", "char_idf", "title_idf"}
+    assert set(json.loads((path / "model" / "vocabulary.json").read_text())) == {"word", "char", "title"}
+    loaded = Bundle.load(path)
+    probe = texts + ["", "x" * 100_000, "unseen words only zzz"]
+    np.testing.assert_allclose(loaded.predict_proba(probe), bundle.predict_proba(probe), rtol=1e-5, atol=1e-6)
+
+
+def test_c_by_cross_validation_or_default(toy):
+    texts, label_sets, labels, _ = toy
+    linear = get_strategy("linear")
+    assert linear(labels, cv_min=5).fit(texts, label_sets).fitted_info["C_chosen_by"] == "3-fold cross-validation"
+    assert linear(labels).fit(texts, label_sets).fitted_info["C_chosen_by"].startswith("default")
+    assert linear(labels, C=2.0).fit(texts, label_sets).fitted_info["C"] == 2.0
+
+
+def test_char_ngrams_off_and_empty_texts(toy):
+    texts, label_sets, labels, _ = toy
+    model = get_strategy("linear")(labels, char_ngram_max=0).fit(texts, label_sets)
+    assert list(model.vectorizers) == ["word"]
+    empty = get_strategy("linear")(["bug"]).fit(["", ""], [["bug"], []])
+    assert empty.predict_proba(["", "a"]).shape == (2, 1)
+    with pytest.raises(ValueError, match="features must be one of"):
+        get_strategy("linear")(labels, features="pixels")
+
+
+def test_embedding_and_both_features(toy, tiny_bert, tmp_path):
+    texts, label_sets, labels, _ = toy
+    for features in ("embedding", "both"):
+        bundle = Bundle.train("linear", texts, label_sets, labels=labels,
+                              params={"features": features, "model": str(tiny_bert), "device": "cpu", "C": 1.0})
+        path = bundle.save(tmp_path / features)
+        np.testing.assert_allclose(Bundle.load(path).predict_proba(texts), bundle.predict_proba(texts), atol=1e-5)
+    emb = Bundle.load(tmp_path / "embedding").strategy
+    assert emb.vectorizers == {} and emb.coef.shape[1] == 32  # the tiny model's hidden size
+
+
+def test_tfidf_prediction_is_fast(toy):
+    """Not a benchmark (experiments/ measures speed): a guard against a pathological path,
+    e.g. a 200,000-character log not being cut before the character n-grams."""
+    texts, label_sets, labels, _ = toy
+    model = get_strategy("linear")(labels).fit(texts, label_sets)
+    long = ["Crash\n\n" + "Traceback line with words 12345 " * 7000] * 20
+    started = time.perf_counter()
+    model.predict_proba(long)
+    assert (time.perf_counter() - started) / len(long) < 0.25
