@@ -9,7 +9,9 @@ Which model answers for a repository:
 2. else the default bundle (``ISSUE_LABELER_BUNDLE``);
 3. else, with no trained bundle at all, the zero-shot strategy on the repository's own label
    names and descriptions (``Bundle.train("zero_shot", [], [], labels=..., descriptions=...)``),
-   built once per label set and cached. A fresh install labels from the first issue.
+   built once per label set and cached. A fresh install scores from the first issue (with
+   no validation data behind it, its labels are suggestions: see ``precision`` in
+   :mod:`bot.config`).
 
 Everything that touches ``labeler`` is in this file, so the ML side can change freely
 behind :class:`Predictor`. That includes :func:`issue_text`, the one function that turns an
@@ -177,7 +179,7 @@ class BundlePredictor:
         """Score ``text`` and let the bundle decide each label (``Bundle.classify``) for the
         ``precision`` asked (None: the bundle's own target)."""
         bundle, name = self._bundle_for(repo_labels, model)
-        calls = _classify(bundle, text, precision)  # every label, best first
+        calls = bundle.classify([text], precision=precision)[0]  # every label, best first
         found: list[dict[str, Any]] = []
         if neighbours:
             try:
@@ -187,17 +189,3 @@ class BundlePredictor:
         return Scored({c.label: float(c.score) for c in calls}, [c.label for c in calls if c.decision == APPLY],
                       name, found, decisions={c.label: c.decision for c in calls})
 
-
-def _classify(bundle: Any, text: str, precision: float | None) -> list[Any]:
-    """``bundle.classify([text], precision=...)[0]``. Until labeler has ``Bundle.classify``
-    (issue #7), the bundle's own rule (``Bundle.predict``) decides APPLY and the rest is
-    BELOW; the precision asked is then not used."""
-    if hasattr(bundle, "classify"):
-        return list(bundle.classify([text], precision=precision)[0])
-    from collections import namedtuple
-
-    call = namedtuple("LabelCall", "label score decision")
-    proba = bundle.predict_proba([text])[0]
-    chosen = {p.label for p in bundle.predict([text])[0]}
-    calls = [call(l, float(s), APPLY if l in chosen else BELOW) for l, s in zip(bundle.labels, proba)]
-    return sorted(calls, key=lambda c: -c.score)

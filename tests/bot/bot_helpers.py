@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from bot.predictor import BundlePredictor
 from bot.sansio import sign
 from bot.store import Store
 from bot.worker import Worker
+from labeler.bundle import LabelCall
 from labeler.strategies import register
 from labeler.strategies.base import Strategy
 
@@ -55,12 +56,6 @@ class KeywordStrategy(Strategy):
 
     def _load(self, directory):
         pass
-
-
-class LabelCall(NamedTuple):  # labeler's LabelCall (issue #7), until labeler has it
-    label: str
-    score: float
-    decision: str
 
 
 class TieredBundle:

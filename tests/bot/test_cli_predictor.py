@@ -136,31 +136,6 @@ def test_serve_refuses_a_broken_bundle(monkeypatch, tmp_path):
     assert result.exit_code == 2 and "bundle" in result.output
 
 
-def test_score_uses_the_bundles_public_predict(monkeypatch, tmp_path):
-    """The bundle's own decision (Bundle.predict), not a copy of it in the bot."""
-    import numpy as np
-
-    from labeler.bundle import Bundle, Prediction
-
-    class PublicOnly:  # no .decision: the bot must not reach into the bundle
-        labels = ["bug", "question", "docs"]
-        manifest = {"strategy": "fake", "created": "today"}
-
-        def predict_proba(self, texts):
-            return np.array([[0.6, 0.3, 0.9]] * len(texts))
-
-        def predict(self, texts):
-            return [[Prediction("docs", 0.9), Prediction("bug", 0.6)] for _ in texts]
-
-        def explain(self, text):
-            return {}
-
-    monkeypatch.setattr(Bundle, "load", classmethod(lambda cls, path: PublicOnly()))
-    scored = BundlePredictor(tmp_path / "fake").score("x", {})
-    assert scored.chosen == ["docs", "bug"] and scored.scores == {"bug": 0.6, "question": 0.3, "docs": 0.9}
-    assert scored.model.startswith("fake bundle fake")
-
-
 def test_the_web_app_describes_the_model_without_building_a_predictor(monkeypatch, tmp_path):
     import bot.predictor
     from bot.app import create_app_from_env

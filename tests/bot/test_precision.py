@@ -128,9 +128,63 @@ def test_config_precision_and_modes():
 
 
 def test_the_predictor_passes_the_precision_and_keeps_every_decision(monkeypatch, tmp_path):
+    # TieredBundle has classify and explain only (no .decision, no predict_proba): the bot
+    # uses the bundle's public API and re-implements no decision
     predictor, bundle = tiered_predictor(monkeypatch, tmp_path, SCORES)
     scored = predictor.score("x", {}, precision=0.55)
     assert bundle.asked == [0.55] and scored.chosen == ["bug", "question"]
     assert scored.decisions == {"bug": "apply", "question": "apply", "documentation": "below"}
     assert scored.scores == SCORES
     assert predictor.score("x", {}).decisions["question"] == "suggest"  # the bundle's own target (0.8)
+
+
+# -- the real Bundle.classify ------------------------------------------------------------------
+
+def _keyword_issues(offset, n=60):
+    texts, label_sets = [], []
+    for i in range(offset, offset + n):
+        texts.append(f"Crash {i}: traceback and segfault when reading\n\nit crashes")
+        label_sets.append(["bug"])
+        texts.append(f"Feature request {i}: please add support for streaming\n\nwould be nice")
+        label_sets.append(["enhancement"])
+    return texts, label_sets
+
+
+@pytest.fixture(scope="module")
+def validated_bundle(tmp_path_factory):
+    """A naive-Bayes bundle tuned on 120 validation issues: on them "bug" is right 60 times
+    out of 60 (precision lower bound 0.97), enough for a 0.9 target but not for 0.99."""
+    from labeler.bundle import Bundle
+
+    path = tmp_path_factory.mktemp("validated") / "nb"
+    Bundle.train("naive_bayes", *_keyword_issues(0), labels=["bug", "enhancement"],
+                 valid=_keyword_issues(1000)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("precision,applied,suggested", [(0.9, ["bug"], False), (0.99, [], True)])
+def test_a_validated_bundle_applies_what_reaches_the_repositorys_precision(store, validated_bundle, precision,
+                                                                           applied, suggested):
+    from bot.predictor import BundlePredictor
+
+    github = FakeGitHub(config=f"mode: apply-and-suggest\nprecision: {precision}")
+    worker = Worker(store, github, BundlePredictor(validated_bundle), repo_cache_seconds=0)
+    out = deliver(store, worker, issue_payload(title="Crash 5000: traceback and segfault when reading",
+                                               body="it crashes"))
+    assert out.status == "done" and [l for _, _, ls in github.added for l in ls] == applied
+    assert bool(github.comments) == suggested
+    if suggested:
+        assert "`bug` | 1.00" in _comment(github)
+
+
+def test_an_unvalidated_model_only_suggests(store, predictor):
+    """The zero-shot fallback (here the keyword test strategy) has no validation issues, so it
+    cannot show any precision: at the default 0.9 its labels are suggestions, never applied."""
+    github = FakeGitHub(config=None)
+    worker = Worker(store, github, predictor, repo_cache_seconds=0)
+    out = deliver(store, worker, issue_payload(title="a bug"))
+    assert github.added == [] and github.comments == {}
+    assert out.result["decision"]["skipped"] == {"bug": "only sure enough to suggest (mode: apply)"}
+    github.config = "mode: apply-and-suggest"
+    deliver(store, worker, issue_payload(title="a bug", number=8))
+    assert github.added == [] and "`bug` | 0.90" in _comment(github)

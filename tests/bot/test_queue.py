@@ -25,7 +25,10 @@ def fresh(tmp_path, github=None, predictor=None):
 
     store = Store(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
     github = github or FakeGitHub(config="threshold: 0.5")
-    worker = Worker(store, github, predictor or BundlePredictor(fallback_strategy=TEST_STRATEGY), backoff_base=0.01)
+    # a repository without a config file gets "threshold: 0.5": the keyword test model has no
+    # validation data, so at the default precision it would only suggest
+    worker = Worker(store, github, predictor or BundlePredictor(fallback_strategy=TEST_STRATEGY), backoff_base=0.01,
+                    default_config_text="threshold: 0.5")
     queue = TaskQueue(make_huey(f"sqlite:///{tmp_path / 'queue.sqlite3'}"), lambda: worker)
     app = create_app(secret=SECRET, store=store, queue=queue).test_client()
     return store, github, worker, queue, app

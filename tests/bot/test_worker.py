@@ -99,7 +99,7 @@ def test_invalid_config_is_logged_and_nothing_labelled(store, worker, fake_githu
 
 
 def test_unknown_label_in_config_is_a_warning(store, worker, fake_github):
-    fake_github.config = "allow: [bug, no-such-label]"
+    fake_github.config = "allow: [bug, no-such-label]\nthreshold: 0.5"
     out = deliver(store, worker, issue_payload(title="a bug and a question"))
     assert out.status == "done" and fake_github.added == [("octo/repo", 7, ["bug"])]
     assert "no-such-label" in out.result["warnings"][0]
@@ -129,7 +129,7 @@ def test_pull_requests_only_when_configured(store, worker, fake_github):
                                                "user": {"login": "alice", "type": "User"}, "labels": []},
           "repository": {"full_name": "octo/repo"}, "sender": {"login": "alice"}}
     assert deliver(store, worker, pr, event="pull_request").status == "ignored"
-    fake_github.config = "pull_requests: true"
+    fake_github.config = "pull_requests: true\nthreshold: 0.5"
     assert deliver(store, worker, pr, event="pull_request").status == "done"
     assert fake_github.added == [("octo/repo", 9, ["bug"])]
 
@@ -172,7 +172,7 @@ def test_failure_while_adding_labels_is_retried_without_double_records(store, wo
                 raise transient(status=502)
             super().add_labels(*a)
 
-    gh = FailOnAdd()
+    gh = FailOnAdd(config="threshold: 0.5")
     w = Worker(store, gh, worker.predictor, backoff_base=0.01)
     assert deliver(store, w, issue_payload(title="a bug"), delivery_id="x").status == "retry"
     assert store.bot_labels("octo/repo", 7) == []
@@ -242,7 +242,7 @@ def test_installation_events_track_served_repositories(store, worker):
 def test_dry_run_records_what_it_would_do(store, predictor):
     from bot.github import DryRunGitHub
 
-    w = Worker(store, DryRunGitHub(), predictor)
+    w = Worker(store, DryRunGitHub(config_text="threshold: 0.5"), predictor)
     out = deliver(store, w, issue_payload(title="a bug"))
     assert out.status == "done" and out.result["dry_run"] and out.result["applied"] == ["bug"]
 
