@@ -183,7 +183,7 @@ class BundlePredictor:
         found: list[dict[str, Any]] = []
         if neighbours:
             try:
-                found = list(bundle.explain(text).get("neighbours") or [])
+                found = [n.to_dict() for n in bundle.explain(text).neighbours]
             except Exception:  # an explanation is a nicety, never a failure
                 log.exception("explain() failed")
         return Scored({c.label: float(c.score) for c in calls}, [c.label for c in calls if c.decision == APPLY],

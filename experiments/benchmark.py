@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from labeler.bundle import Bundle  # noqa: E402
+from labeler.decision import check_decision  # noqa: E402
+from labeler.errors import LabelerError  # noqa: E402
 from labeler.pipeline import prepare  # noqa: E402
 from labeler.splits import split_indices, training_slices  # noqa: E402
 
@@ -47,8 +49,6 @@ DATASETS = {
     "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml"),
 }
 SLICE_ORDER = ["8", "16", "32", "64", "128", "256", "512", "all"]
-#: strategies that learn from the unlabelled pool get it (none of the built-in ones needs it
-#: for scoring; domain adaptation uses it through a separate script)
 BOOK = {  # shared/BENCHMARK.md: the book's numbers (its data), micro/macro F1
     "naive Bayes": [".36/.23", ".30/.21", ".41/.24", ".44/.26", ".50/.28", ".53/.27"],
     "zero-shot MNLI (top-1)": [".46/.39"] * 6,
@@ -71,17 +71,24 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_params(items: list[str]) -> dict[str, dict]:
+    """``--param STRATEGY.KEY=VALUE`` items to ``{strategy: {key: value}}``, read by the CLI's
+    own parser (``labeler.strategies.base.parse_params``) and checked against each strategy's
+    ``Params`` before anything runs."""
+    from labeler.errors import LabelerError
+    from labeler.strategies import get_strategy
+    from labeler.strategies.base import parse_params as parse_key_values
+
     out: dict[str, dict] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        strategy, _, name = key.partition(".")
-        if not name:
-            raise SystemExit(f"--param takes STRATEGY.KEY=VALUE, got {item!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(strategy, {})[name] = parsed
+    try:
+        for key, value in parse_key_values(items).items():
+            strategy, _, name = key.partition(".")
+            if not name:
+                raise SystemExit(f"--param takes STRATEGY.KEY=VALUE, got {key!r}")
+            out.setdefault(strategy, {})[name] = value
+        for strategy, params in out.items():
+            get_strategy(strategy).check_params(params)
+    except (LabelerError, KeyError) as exc:
+        raise SystemExit(f"--param: {exc.args[0]}") from None
     return out
 
 
@@ -109,23 +116,23 @@ def load_rows(path: Path) -> list[dict]:
 
 def time_predictions(bundle: Bundle, texts: list[str]) -> float:
     """Milliseconds per issue to score ``texts`` from scratch: the embedding cache is switched
-    off, so encoders pay for encoding as they would on a new issue."""
-    from labeler.encoders import CACHE_ENV
+    off (for this call only), so encoders pay for encoding as they would on a new issue."""
+    from labeler.encoders import cache_disabled
 
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = "off"
-    try:
+    with cache_disabled():
         started = time.perf_counter()
         bundle.predict_proba(texts)
         return 1000 * (time.perf_counter() - started) / max(len(texts), 1)
-    finally:
-        if before is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = before
 
 
 def run(args: argparse.Namespace) -> None:
+    # options first: a misspelt parameter or decision rule stops the run before any data is read
+    strategies = [s for s in args.strategies.split(",") if s]
+    params = parse_params(args.param)
+    try:
+        check_decision(args.decision)
+    except LabelerError as exc:
+        raise SystemExit(f"--decision: {exc}") from None
     data_file, map_file = DATASETS[args.dataset]
     data_dir = Path(args.data_dir or os.environ.get("ISSUE_LABELER_DATA") or ROOT.parent / "shared" / "data")
     prepared = prepare(data_dir / data_file, ROOT / map_file)
@@ -134,12 +141,10 @@ def run(args: argparse.Namespace) -> None:
     unlabelled = [i.text for i in prepared.unlabelled]
     print(f"{args.dataset}: {prepared.load.summary()}; {len(texts)} labelled, {len(unlabelled)} unlabelled, "
           f"{len(labels)} labels", file=sys.stderr)
-    params = parse_params(args.param)
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     done = {run_key(r) for r in load_rows(results) if "error" not in r}
     info = machine()
-    strategies = [s for s in args.strategies.split(",") if s]
     seeds = parse_seeds(args.seeds)
     wanted = [s for s in args.slices.split(",") if s] if args.slices else SLICE_ORDER
     grid = [(seed, strategy, name) for seed in seeds for strategy in strategies for name in wanted]
@@ -284,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--param", action="append", default=[], help="STRATEGY.KEY=VALUE (JSON value)")
     parser.add_argument("--variant", default=None, help="name for this parameter set (default: a hash of --param)")
     parser.add_argument("--decision", default="auto", help="decision rule: auto, top_k, threshold, per_label")
-    parser.add_argument("--unlabelled", action="store_true", help="pass the unlabelled pool to fit()")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="pass the unlabelled pool to fit() (zero_shot centres its similarities on it; "
+                             "the other built-in strategies ignore it)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results", default=None, help="JSONL of results (default experiments/results/<dataset>.jsonl)")
     parser.add_argument("--timing-sample", type=int, default=64,

@@ -8,7 +8,8 @@ Layout::
       model/          the strategy's own files (JSON, .npy/.npz, safetensors, FAISS index)
 
 Nothing in a bundle is a pickle, so loading one cannot run code. This module is the small
-surface the bot uses: :meth:`Bundle.load` and :meth:`Bundle.predict` (and ``explain``).
+surface the bot uses: :meth:`Bundle.load`, :meth:`Bundle.classify` (every label with its
+score and decision: apply, suggest or below) and :meth:`Bundle.explain` (an :class:`Explanation`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from labeler import __version__
-from labeler.decision import DECISION_NAMES, DecisionRule, Objective, check_groups, default_rule, tune
+from labeler.decision import (DECISION_NAMES, DecisionRule, Objective, check_decision, check_groups, check_objective,
+                               default_rule, tune)
 from labeler.errors import BundleError
 from labeler.metrics import evaluate
 from labeler.strategies import Strategy, get_strategy
-from labeler.strategies.base import LabelSets, json_default
+from labeler.strategies.base import Explanation, LabelSets, Metadata, Neighbour, json_default
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -92,22 +94,32 @@ class Bundle:
               valid: tuple[Sequence[str], LabelSets] | None = None,
               unlabelled: Sequence[str] | None = None, decision: str = "auto",
               params: dict[str, Any] | None = None, objective: str | Objective = "micro",
-              exclusive: Sequence[Sequence[str]] | None = None) -> "Bundle":
+              exclusive: Sequence[Sequence[str]] | None = None, metadata: Metadata | None = None) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
         ``valid`` when given for ``objective`` (``micro``, ``macro`` or ``precision=P``, see
         :mod:`labeler.decision`), with at most one label of each ``exclusive`` group, and
-        record everything in the manifest.
+        record everything in the manifest. ``metadata`` (one record per text: number, id,
+        title; see :meth:`labeler.pipeline.Prepared.metadata`) goes to ``fit`` when given, for
+        strategies that explain with training issues.
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
-        a 0.5 threshold, or top-1 for strategies that need no training)."""
-        goal = Objective.parse(objective)
+        a 0.5 threshold, or top-1 for strategies that need no training).
+
+        A bad ``decision``, ``objective`` or strategy parameter raises
+        :class:`~labeler.errors.ParameterError` before anything is fitted."""
+        check_decision(decision)
+        goal = check_objective(objective)
         if isinstance(strategy, str):
             if labels is None:
                 raise ValueError("labels are needed to build a strategy by name")
             strategy = get_strategy(strategy)(labels, descriptions, **(params or {}))
         groups = check_groups(exclusive, strategy.labels)
+        if metadata is not None and len(metadata) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata records")
+        # passed only when given, so a strategy written before metadata existed still trains
+        extra = {"metadata": metadata} if metadata is not None else {}
         started = time.perf_counter()
-        strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled)
+        strategy.fit(texts, label_sets, valid=valid, unlabelled=unlabelled, **extra)
         train_seconds = time.perf_counter() - started
         manifest: dict[str, Any] = {
             "training": {"n": len(texts), "sha256": data_hash(texts, label_sets),
@@ -160,7 +172,10 @@ class Bundle:
             out.append(sorted(calls, key=lambda c: -c.score))
         return out
 
-    def explain(self, text: str) -> dict[str, Any]:
+    def explain(self, text: str) -> Explanation:
+        """Why the strategy scored ``text`` as it did: an :class:`Explanation` (scores per
+        label, the similar training issues as :class:`Neighbour` records when the strategy
+        has them, strategy details); ``.to_dict()`` for JSON."""
         return self.strategy.explain(text)
 
     def evaluate(self, texts: Sequence[str], label_sets: LabelSets) -> dict[str, Any]:
@@ -229,3 +244,6 @@ class Bundle:
         except (OSError, ValueError) as exc:
             raise BundleError(f"corrupt bundle {directory}: {exc}") from None
         return cls(strategy, decision, manifest)
+
+
+__all__ = ["Bundle", "Explanation", "LabelCall", "Neighbour", "Prediction", "data_hash", "library_versions"]

@@ -50,19 +50,6 @@ def friendly(func: Callable) -> Callable:
     return wrapper
 
 
-def _parse_params(items: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LabelerError(f"--param takes KEY=VALUE, got {item!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | None, Path | None]:
     """A directory written by ``split`` stands for its train.jsonl (+ valid, unlabelled)."""
     if data.is_dir():
@@ -102,7 +89,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           valid: Annotated[Optional[Path], typer.Option(help="validation issues: tunes the decision rule and hyper-parameters")] = None,
           output: Annotated[Path, typer.Option("--output", "-o", help="bundle directory to write")] = Path("bundle"),
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="strategy parameter KEY=VALUE (JSON values), repeatable")] = None,
-          decision: Annotated[str, typer.Option(help="auto, top_k, threshold or per_label")] = "auto",
+          decision: Annotated[str, typer.Option(help="decision rule: auto, top_k, threshold or per_label")] = "auto",
           objective: Annotated[str, typer.Option(help="what the decision rule is tuned for: micro, macro or precision=P (labels that cannot reach P on validation are only suggested)")] = "micro",
           budget: Annotated[Optional[float], typer.Option(help="auto: seconds for fitting all candidates (default 600)")] = None,
           exclusive: Annotated[str, typer.Option(help="auto: the label map's exclusive groups, or all labels when every issue has exactly one; none: no groups")] = "auto",
@@ -111,25 +98,26 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           body_column: BodyColOpt = "body", label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
     """Train a strategy and save a model bundle (tuned on --valid when given)."""
     from labeler.bundle import Bundle
-    from labeler.decision import Objective
+    from labeler.decision import check_decision, check_objective
     from labeler.pipeline import prepare
-
     from labeler.strategies import get_strategy
+    from labeler.strategies.base import parse_params
 
-    params = _parse_params(param)
+    # every option is checked before any data is read or anything is trained
     try:
         strategy_cls = get_strategy(strategy)
-        goal = Objective.parse(objective)
     except KeyError as exc:
         raise LabelerError(exc.args[0]) from None
-    except ValueError as exc:
-        raise LabelerError(str(exc)) from None
+    check_decision(decision)
+    goal = check_objective(objective)
+    raw = parse_params(param)
     if budget is not None:
         if strategy != "auto":
             raise LabelerError("--budget is for --strategy auto (other strategies take -p max_seconds=... where they have one)")
-        params["budget"] = budget
+        raw["budget"] = budget
     if strategy == "auto":
-        params.setdefault("objective", str(goal))
+        raw.setdefault("objective", str(goal))  # candidates are ranked for what the rule is tuned for
+    params = strategy_cls.check_params(raw)
     opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
     data, valid, unlabelled_path = _resolve_split_dir(data, valid)
     prepared = prepare(data, label_map, opts)
@@ -151,10 +139,9 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
                + (f", validating on {len(valid_pair[0])}" if valid_pair else "")
                + (f", budget {params.get('budget', 600):.0f}s" if strategy == "auto" else ""), err=True)
     model = strategy_cls(prepared.labels, prepared.label_map.descriptions, **params)
-    if hasattr(model, "metadata"):  # strategies that explain with similar issues (knn)
-        model.metadata = [{"number": i.number, "id": i.id, "title": i.title} for i in prepared.labelled]
     bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
-                          unlabelled=unlabelled, decision=decision, objective=goal, exclusive=groups)
+                          unlabelled=unlabelled, decision=decision, objective=goal, exclusive=groups,
+                          metadata=prepared.metadata())
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:
@@ -224,7 +211,7 @@ def predict(bundle: Path, title: Annotated[Optional[str], typer.Option(help="iss
         if number is not None:
             record = {"number": number, **record}
         if explain:
-            record["explain"] = model.explain(text)
+            record["explain"] = model.explain(text).to_dict()
         if as_json:
             typer.echo(json.dumps(record, default=str))
         else:
@@ -250,12 +237,26 @@ def fetch(repo: Annotated[str, typer.Argument(help="OWNER/REPO")],
 
 
 @app.command()
-def strategies():
-    """List the strategies the registry knows."""
-    from labeler.strategies import available
+@friendly
+def strategies(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also list each strategy's parameters (type, default, meaning)")] = False):
+    """List the strategies the registry knows (with --verbose: their -p parameters)."""
+    from labeler.strategies import available, get_strategy
+    from labeler.strategies.base import describe_params
 
     for name in available():
-        typer.echo(name)
+        if not verbose:
+            typer.echo(name)
+            continue
+        cls = get_strategy(name)
+        summary = (cls.__doc__ or "").strip().split("\n\n", 1)[0].replace("\n", " ")
+        typer.echo(f"{name}: {summary}" if summary else name)
+        rows = [(p.name, p.type, json.dumps(p.default), p.description) for p in describe_params(cls)]
+        if not rows:
+            typer.echo("  (no parameters)")
+        widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+        for row in rows:
+            typer.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+        typer.echo("")
 
 
 @app.command()

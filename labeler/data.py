@@ -49,6 +49,13 @@ class Issue:
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def metadata(self) -> dict[str, Any]:
+        """What a strategy may keep about a training issue to show it later (e.g. knn's
+        similar issues in ``explain``): its number, id and title, those that are known (a CSV
+        row may have no number or id; knn then shows the row number)."""
+        record = {"number": self.number, "id": self.id, "title": self.title}
+        return {k: v for k, v in record.items() if v is not None}
+
 
 @dataclass
 class LoadOptions:

@@ -35,9 +35,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from labeler.errors import ParameterError
 from labeler.metrics import f1_scores
 
 KINDS = ("top_k", "threshold", "per_label")
+#: what ``Bundle.train(decision=...)`` and ``issue-labeler train --decision`` take
+DECISIONS = ("auto", *KINDS)
 #: decisions of :meth:`DecisionRule.classify`
 BELOW, SUGGEST, APPLY = 0, 1, 2
 DECISION_NAMES = {BELOW: "below", SUGGEST: "suggest", APPLY: "apply"}
@@ -376,13 +379,22 @@ def default_rule(needs_training: bool, decision: str = "auto", exclusive: Sequen
     return DecisionRule(decision, exclusive=groups)
 
 
-def validate_kind(decision: str) -> str:
-    """Check a ``--decision`` value before any training (a clear ValueError otherwise)."""
-    if decision not in (*KINDS, "auto"):
-        raise ValueError(f"unknown decision rule {decision!r}; use auto or one of {', '.join(KINDS)}")
-    return decision
+def check_decision(kind: str) -> str:
+    """``kind`` when it names a decision rule (or ``auto``); else a one-line
+    :class:`~labeler.errors.ParameterError`, so a bad rule is caught before training."""
+    if kind not in DECISIONS:
+        raise ParameterError(f"unknown decision rule {kind!r}; use {', '.join(DECISIONS)}")
+    return kind
+
+
+def check_objective(text: "str | Objective") -> Objective:
+    """:meth:`Objective.parse` with a one-line :class:`~labeler.errors.ParameterError`."""
+    try:
+        return Objective.parse(text)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
 
 
 __all__ = ["APPLY", "BELOW", "DecisionRule", "Objective", "SUGGEST", "best_f1_cut", "check_groups",
            "default_rule", "exclusive_filter", "precision_curve", "threshold_for_precision", "tune",
-           "validate_kind", "wilson_lower"]
+           "check_decision", "check_objective", "wilson_lower"]

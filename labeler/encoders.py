@@ -1,7 +1,7 @@
 """Sentence encoders with an on-disk embedding cache.
 
 :class:`Encoder` turns texts into mean-pooled, L2-normalised sentence embeddings with
-sentence-transformers. A model is named as in :func:`labeler.models.resolve_model`: ``None``
+sentence-transformers. A model is named as in :func:`labeler.hf.resolve_model`: ``None``
 or ``"default"`` for the embedded all-MiniLM-L6-v2, a local directory, or a hub id (which must
 be in the local Hugging Face cache when the hub is unreachable). The device is CUDA when torch
 sees it, else CPU, unless ``device`` says otherwise.
@@ -11,40 +11,66 @@ fingerprint of its files and ``max_length``) and the SHA-256 of the text, so rep
 experiments never encode the same issue twice, and a run where everything is cached does not
 even load the model. The cache is one SQLite file (float32 bytes, no pickles) under
 ``~/.cache/issue-labeler/embeddings``; set ``ISSUE_LABELER_CACHE`` to move it, or to ``off``
-to disable it (``cache=False`` does the same for one encoder).
+to disable it (``cache=False`` does the same for one encoder). ``with cache_disabled():``
+switches it off for the code inside the block (this thread or task only), for every encoder,
+including those that strategies hold: e.g. to time predictions as a new issue would cost them.
 
-Very long texts are cut to ``max_length * 16`` characters before tokenizing (the tokenizer
+Very long texts are cut by :func:`labeler.hf.truncate_chars` before tokenizing (the tokenizer
 truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
-and the empty text is encoded like any other.
+and the empty text is encoded like any other. Model resolution, the device and truncation
+come from :mod:`labeler.hf`; this module holds only the encoder and its cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from labeler.errors import ModelNotAvailableError
-from labeler.models import DEFAULT_ENCODER, pick_device, resolve_model
+from labeler.hf import DEFAULT_ENCODER, pick_device, position_limit, resolve_model, truncate_chars
+from labeler.lru import LRU
 
 log = logging.getLogger(__name__)
 
 #: environment variable naming the cache directory (or ``off``)
 CACHE_ENV = "ISSUE_LABELER_CACHE"
-#: characters kept per token of ``max_length`` before tokenizing
-CHARS_PER_TOKEN = 16
 #: encode at least this many uncached texts before a progress bar is shown
 PROGRESS_MIN = 256
 
-_MODELS: dict[tuple[str, str], Any] = {}
-_FINGERPRINTS: dict[tuple[str, float], str] = {}
-_LOCK = threading.Lock()
+#: loaded sentence-transformers models, shared by the encoders of this process
+_MODELS: LRU[tuple[str, str], Any] = LRU(maxsize=4)
+#: model directory fingerprints by (directory, newest file time)
+_FINGERPRINTS: LRU[tuple[str, float], str] = LRU(maxsize=64)
+#: encoders handed out by get_encoder
+_ENCODERS: LRU[tuple, "Encoder"] = LRU(maxsize=8)
+#: set by cache_disabled(): read and write no embedding cache in this context
+_CACHE_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("issue_labeler_cache_off", default=False)
+
+
+@contextlib.contextmanager
+def cache_disabled() -> Iterator[None]:
+    """Within the block, encoders neither read nor write the embedding cache: every text is
+    encoded by the model. Scoped to the current thread (or asyncio task) through a context
+    variable, so other threads keep their cache; nothing global is changed."""
+    token = _CACHE_OFF.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_OFF.reset(token)
+
+
+def cache_active() -> bool:
+    """False inside :func:`cache_disabled`."""
+    return not _CACHE_OFF.get()
 
 
 def cache_dir() -> Path | None:
@@ -70,9 +96,10 @@ def model_fingerprint(path: str) -> str:
     if not root.is_dir():
         return hashlib.sha256(path.encode()).hexdigest()
     stamp = max((p.stat().st_mtime for p in root.rglob("*") if p.is_file()), default=0.0)
-    key = (str(root.resolve()), stamp)
-    if key in _FINGERPRINTS:
-        return _FINGERPRINTS[key]
+    return _FINGERPRINTS.get_or_create((str(root.resolve()), stamp), lambda: _hash_directory(root))
+
+
+def _hash_directory(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(q for q in root.rglob("*") if q.is_file()):
         rel = p.relative_to(root).as_posix()
@@ -87,8 +114,7 @@ def model_fingerprint(path: str) -> str:
                 h.update(f.read(1 << 20))
                 f.seek(-(1 << 20), os.SEEK_END)
                 h.update(f.read())
-    _FINGERPRINTS[key] = h.hexdigest()
-    return _FINGERPRINTS[key]
+    return h.hexdigest()
 
 
 class EmbeddingCache:
@@ -170,11 +196,7 @@ class Encoder:
     # -- the model, loaded on first need and shared by encoders in this process -----------
     @property
     def model(self):
-        key = (self.key, self.device)
-        with _LOCK:
-            if key not in _MODELS:
-                _MODELS[key] = self._load()
-        return _MODELS[key]
+        return _MODELS.get_or_create((self.key, self.device), self._load)
 
     def _load(self):
         from sentence_transformers import SentenceTransformer
@@ -186,7 +208,7 @@ class Encoder:
                 f"could not load the encoder {self.name!r} from {self.path}: {type(exc).__name__}: {exc}. "
                 "Point the model parameter at a local sentence-transformers or transformers model "
                 "directory, or leave it unset for the embedded all-MiniLM-L6-v2.") from None
-        limit = _position_limit(model)
+        limit = position_limit(getattr(getattr(model[0], "auto_model", None), "config", None))
         if limit and self.max_length > limit:
             log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
         model.max_seq_length = min(self.max_length, limit or self.max_length)
@@ -205,7 +227,8 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         hashes = [text_hash(t) for t in texts]
-        found = self.cache.get(self.key, hashes) if self.cache is not None else {}
+        cache = self.cache if cache_active() else None
+        found = cache.get(self.key, hashes) if cache is not None else {}
         todo: dict[str, str] = {}
         for h, t in zip(hashes, texts):
             if h not in found and h not in todo:
@@ -220,8 +243,7 @@ class Encoder:
     def _encode_new(self, hashes: list[str], texts: list[str]) -> dict[str, np.ndarray]:
         from tqdm.auto import tqdm
 
-        limit = self.max_length * CHARS_PER_TOKEN
-        texts = [t[:limit] for t in texts]
+        texts = [truncate_chars(t, self.max_length) for t in texts]
         show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN
         # chunks of several batches: the cache keeps what was done if a long run is stopped
         chunk = self.batch_size * 8
@@ -234,7 +256,7 @@ class Encoder:
                 vecs = model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
                 vecs = np.asarray(vecs, dtype=np.float32)
-                if self.cache is not None:
+                if self.cache is not None and cache_active():
                     try:
                         self.cache.put(self.key, hashes[start:start + chunk], vecs)
                     except sqlite3.Error as exc:
@@ -246,27 +268,11 @@ class Encoder:
         return out
 
 
-def _position_limit(model) -> int | None:
-    """The most tokens the encoder's position embeddings take (RoBERTa-like models keep two
-    positions for padding), or None when unknown."""
-    config = getattr(getattr(model[0], "auto_model", None), "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 0:
-        return None
-    if any(name in (config.model_type or "") for name in ("roberta", "camembert", "mpnet", "longformer")):
-        limit -= 2
-    return limit
-
-
-_ENCODERS: dict[tuple, Encoder] = {}
-
-
 def get_encoder(model: str | os.PathLike | None = None, *, device: str | None = None, batch_size: int = 32,
                 max_length: int = 256, cache: bool | str = True) -> Encoder:
     """An :class:`Encoder`, shared between callers in this process that ask for the same one
-    (so a bot or a benchmark loads each model once)."""
+    (so a bot or a benchmark loads each model once). The most recently used eight are kept."""
     key = (str(model) if model is not None else None, pick_device(device), int(batch_size), int(max_length),
            str(cache_dir()) if cache is True else str(cache))
-    if key not in _ENCODERS:
-        _ENCODERS[key] = Encoder(model, device=device, batch_size=batch_size, max_length=max_length, cache=cache)
-    return _ENCODERS[key]
+    return _ENCODERS.get_or_create(key, lambda: Encoder(model, device=device, batch_size=batch_size,
+                                                        max_length=max_length, cache=cache))

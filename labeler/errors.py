@@ -15,3 +15,8 @@ class BundleError(LabelerError):
 
 class ModelNotAvailableError(LabelerError):
     """A transformer model could not be found locally and the hub is not reachable."""
+
+
+class ParameterError(LabelerError, ValueError):
+    """A strategy parameter or an option that is unknown or has a bad value (caught before
+    any training)."""

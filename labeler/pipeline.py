@@ -34,14 +34,19 @@ class Prepared:
     def label_sets(self) -> list[list[str]]:
         return [i.labels for i in self.labelled]
 
+    def metadata(self) -> list[dict]:
+        """One record per labelled issue (number, id, title) for ``fit(..., metadata=)``."""
+        return [i.metadata() for i in self.labelled]
+
     def y(self) -> np.ndarray:
         return binarize(self.label_sets(), self.labels)
 
 
 def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
-            opts: LoadOptions | None = None, *, require_labelled: bool = True) -> Prepared:
+            opts: LoadOptions | None = None) -> Prepared:
     """Load ``path``, map its labels (no map: every label maps to itself) and split off the
-    unlabelled pool. Raises :class:`DataError` when nothing labelled is left."""
+    unlabelled pool. Raises :class:`DataError` when the file holds no issue, or no issue
+    carries a label the map knows (``LabelMap.apply`` checks the latter)."""
     load = load_issues(path, opts)
     if not load.issues:
         raise DataError(f"{path} holds no issues")
@@ -52,8 +57,6 @@ def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
     elif not isinstance(label_map, LabelMap):
         label_map = LabelMap.from_yaml(label_map)
     labelled, unlabelled = label_map.apply(load.issues)
-    if require_labelled and not labelled:
-        raise DataError(f"{path}: no labelled issues after applying the label map")
     return Prepared(labelled, unlabelled, label_map, load)
 
 

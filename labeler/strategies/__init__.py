@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from labeler.strategies.base import Strategy
+from labeler.strategies.base import Explanation, Neighbour, Strategy, StrategyParams
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -48,4 +48,5 @@ def get_strategy(name: str) -> type[Strategy]:
         raise KeyError(f"unknown strategy {name!r}; known: {', '.join(available())}") from None
 
 
-__all__ = ["REGISTRY", "Strategy", "available", "get_strategy", "register"]
+__all__ = ["REGISTRY", "Explanation", "Neighbour", "Strategy", "StrategyParams", "available", "get_strategy",
+           "register"]

@@ -39,10 +39,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from pydantic import Field, field_validator
+
 from labeler.decision import Objective, tune
 from labeler.metrics import f1_scores
 from labeler.strategies import get_strategy, register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Explanation, Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +135,46 @@ def _cross_fit(member_scores: np.ndarray, y: np.ndarray, folds: int, seed: int) 
     return out
 
 
+class AutoParams(StrategyParams):
+    budget: float = Field(600.0, gt=0, description="seconds for fitting all candidates (on 2 CPU cores 600 fits the cheap ones and one transformer on 1,000 issues)")
+    candidates: list[str | list[Any]] | None = Field(
+        None, description="[[name, params], ...] or [[name, params, seconds per 1,000 issues], ...], cheapest first; null: naive_bayes, linear (tfidf, embedding), knn, linear (both), setfit, finetune")
+    objective: str = Field("micro", description="what candidates are ranked by: micro, macro or precision=P (then ranked by micro F1)")
+    ensembles: bool = Field(True, description="also try the mean of the best members and a stacked ensemble of all")
+    mean_top: int = Field(3, ge=2, description="members in the mean ensemble")
+    folds: int = Field(5, ge=2, description="cross-fitting folds of the stacker on validation")
+    holdout: float = Field(0.25, gt=0, lt=1, description="share of training issues held out when no validation set is given")
+    latency_ms: float | None = Field(None, gt=0, description="leave out members slower than this per issue (embedding cache off); null: no limit")
+    tie: float = Field(0.002, ge=0, description="a simpler choice within this much validation F1 of the best wins")
+    seed: int = Field(0, description="seed of the hold-out split and the stacker's folds")
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, value):
+        for item in value or []:
+            name, params = (item, {}) if isinstance(item, str) else (item[0], item[1] if len(item) > 1 else {})
+            try:
+                get_strategy(str(name)).check_params(params)
+            except KeyError as exc:
+                raise ValueError(exc.args[0]) from None
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        return str(Objective.parse(value))
+
+
 @register
 class Auto(Strategy):
-    """Parameters: ``budget`` (seconds, 600), ``candidates`` (list of ``[name, params]`` or
-    ``[name, params, seconds per 1,000 issues]``; default: see ``DEFAULT_CANDIDATES``),
-    ``objective`` (micro | macro | precision=P; what candidates are ranked by), ``ensembles``
-    (true), ``mean_top`` (3), ``folds`` (5), ``holdout`` (0.25 of train when no validation
-    set), ``latency_ms`` (null: no limit; else members slower per issue are left out),
-    ``tie`` (0.002: a simpler choice within this much F1 wins), ``seed`` (0)."""
+    """Candidates cheapest first within a budget; the best one or an ensemble.
+
+    Parameters: :class:`AutoParams`."""
 
     name = "auto"
+    Params = AutoParams
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
-        params = {"budget": 600.0, "candidates": None, "objective": "micro", "ensembles": True, "mean_top": 3,
-                  "folds": 5, "holdout": 0.25, "latency_ms": None, "tie": 0.002, "seed": 0, **params}
-        Objective.parse(params["objective"])
         super().__init__(labels, descriptions, **params)
         self.members: list[Strategy] = []
         self.combine: str = "single"  # single | mean | stack
@@ -166,13 +193,13 @@ class Auto(Strategy):
             if isinstance(item, str):
                 item = [item, {}]
             name, params = item[0], dict(item[1] if len(item) > 1 else {})
-            get_strategy(name)  # an unknown name fails before any training
+            get_strategy(name).check_params(params)  # an unknown name or bad parameter fails before any training
             cost = float(item[2]) if len(item) > 2 else dict((c[0], c[2]) for c in DEFAULT_CANDIDATES).get(name, 60)
             out.append((name, params, cost))
         return out
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "Auto":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "Auto":
         started = self.clock()
         budget = float(self.params["budget"])
         goal = Objective.parse(self.params["objective"])
@@ -181,10 +208,11 @@ class Auto(Strategy):
         if holdout:
             train_idx, valid_idx = self._holdout(label_sets)
             fit_texts = [texts[i] for i in train_idx]
+            fit_metadata = [metadata[i] for i in train_idx] if metadata is not None else None
             fit_sets = [label_sets[i] for i in train_idx]
             valid = ([texts[i] for i in valid_idx], [label_sets[i] for i in valid_idx])
         else:
-            fit_texts, fit_sets = texts, label_sets
+            fit_texts, fit_sets, fit_metadata = texts, label_sets, metadata
         y_valid = self.binarize(valid[1])
         report: list[dict[str, Any]] = []
         fitted: list[tuple[Strategy, np.ndarray, dict]] = []
@@ -204,7 +232,7 @@ class Auto(Strategy):
             t0 = self.clock()
             try:
                 member = get_strategy(name)(self.labels, self.descriptions, **params)
-                member.fit(fit_texts, fit_sets, valid=valid, unlabelled=unlabelled)
+                member.fit(fit_texts, fit_sets, valid=valid, unlabelled=unlabelled, metadata=fit_metadata)
                 t1 = self.clock()
                 scores = member.predict_proba(valid[0])
                 ms = 1000 * (self.clock() - t1) / max(len(valid[0]), 1)
@@ -223,7 +251,7 @@ class Auto(Strategy):
         self._adopt(choice, fitted, y_valid)
         if holdout:
             self.held_out = (self._valid_scores, valid[1])
-            self._refit(texts, label_sets, unlabelled, budget - (self.clock() - started))
+            self._refit(texts, label_sets, unlabelled, metadata, budget - (self.clock() - started))
         self.fitted_info = {"chosen": choice["name"], "why": choice["why"], "objective": str(goal),
                             "validation": "given" if not holdout else f"hold-out of {len(valid[0])} training issues",
                             "seconds": round(self.clock() - started, 2), "budget": budget, "candidates": report}
@@ -293,7 +321,7 @@ class Auto(Strategy):
             # stay for tuning the decision rule
             self.stacker = Stacker(len(self.labels), len(self.members)).fit(choice["stack"], y_valid)
 
-    def _refit(self, texts, label_sets, unlabelled, left: float) -> None:
+    def _refit(self, texts, label_sets, unlabelled, metadata, left: float) -> None:
         """After a hold-out: refit a single served member on all training data, when it is a
         cheap one and the budget allows (an ensemble's weights belong to the members it was
         fitted with, and a transformer's budget is spent)."""
@@ -302,7 +330,7 @@ class Auto(Strategy):
             return
         t0 = self.clock()
         fresh = get_strategy(member.name)(self.labels, self.descriptions, **member.params)
-        fresh.fit(texts, label_sets, unlabelled=unlabelled)
+        fresh.fit(texts, label_sets, unlabelled=unlabelled, metadata=metadata)
         self.members = [fresh]
         log.info("auto: refitted %s on all %d issues in %.1fs", member.name, len(texts), self.clock() - t0)
 
@@ -324,10 +352,15 @@ class Auto(Strategy):
             return self._valid_scores
         return self.predict_proba(texts)
 
-    def explain(self, text: str) -> dict[str, Any]:
-        out = super().explain(text)
-        out["members"] = {m.name: m.explain(text) for m in self.members}
-        return out
+    def explain(self, text: str) -> Explanation:
+        """The served scores; the neighbours of a member that has them (knn); each member's
+        own explanation under ``details["members"]``."""
+        members = [m.explain(text) for m in self.members]
+        scores = self.predict_proba([text])[0]
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))),
+                           neighbours=[n for e in members for n in e.neighbours],
+                           details={"combine": self.combine,
+                                    "members": [{"strategy": m.name, **e.to_dict()} for m, e in zip(self.members, members)]})
 
     # -- persistence -----------------------------------------------------------------------
     def _save(self, directory: Path) -> None:

@@ -26,43 +26,56 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from scipy.special import expit
 
 from labeler.metrics import micro_f1
-from labeler.models import resolve_model
-from labeler.strategies import register
-from labeler.strategies._hf import (
+from labeler.hf import (
     make_budget_callback,
+    pick_device,
     quiet_transformers,
-    resolve_device,
+    resolve_model,
     save_safetensors,
     transformers_major,
     truncate_chars,
 )
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies import register
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
-DEFAULTS: dict[str, Any] = {
-    "model": "default",
-    "epochs": 10,
-    "learning_rate": 1e-4,
-    "batch_size": 8,
-    "eval_batch_size": 32,
-    "max_length": 128,
-    "weight_decay": 0.01,
-    "warmup_ratio": 0.1,
-    "device": "auto",
-    "seed": 0,
-    "min_steps": 150,
-    "min_eval_steps": 8,
-    "max_steps": None,
-    "max_seconds": 900,
-    "progress": False,
-    "select_by": "f1_tuned",
-    "pooling": "mean",
-}
+
+
+class FineTuneParams(StrategyParams):
+    """See :class:`FineTune` for the reasoning behind the defaults."""
+
+    model: Optional[str] = Field("default", description="encoder to start from: hub id or directory (a domain-adapted "
+                                                        "encoder too); default = embedded all-MiniLM-L6-v2")
+    epochs: PositiveInt = Field(10, description="training epochs; the best one by validation micro F1 is kept")
+    learning_rate: PositiveFloat = Field(1e-4, description="AdamW peak learning rate, linear decay after warm-up")
+    batch_size: PositiveInt = Field(8, description="training batch size")
+    eval_batch_size: PositiveInt = Field(32, description="scoring batch size")
+    max_length: PositiveInt = Field(128, description="tokens per issue (longer issues are truncated)")
+    weight_decay: NonNegativeFloat = Field(0.01, description="AdamW weight decay")
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="fraction of the steps spent warming up")
+    device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:1; an absent GPU falls back "
+                                            "to the CPU with a warning")
+    seed: int = Field(0, description="seeds the new head's initialisation and the data order")
+    min_steps: NonNegativeInt = Field(150, description="train more than epochs when needed to make this many "
+                                                       "optimiser steps")
+    min_eval_steps: NonNegativeInt = Field(8, description="evaluate every epoch, or every few epochs when an epoch "
+                                                          "has fewer steps than this")
+    max_steps: Optional[NonNegativeInt] = Field(None, description="stop after this many optimiser steps "
+                                                                  "(overrides epochs; None or 0: no limit)")
+    max_seconds: Optional[NonNegativeFloat] = Field(900, description="wall-clock training budget in seconds "
+                                                                     "(None: no limit)")
+    progress: bool = Field(False, description="show the Trainer's progress bar and per-epoch logs")
+    select_by: Literal["f1_tuned", "f1_at_0.5"] = Field(
+        "f1_tuned", description="best epoch by micro F1 at the best single threshold, or at sigmoid > 0.5")
+    pooling: Literal["mean", "cls"] = Field(
+        "mean", description="head over mask-averaged token states, or the book's [CLS] sequence classifier")
+
 #: thresholds tried for the "f1_tuned" epoch selection (one global threshold)
 _THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -71,7 +84,8 @@ _THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 class FineTune(Strategy):
     """Multi-label sequence classifier fine-tuned with the transformers Trainer.
 
-    Parameters (all JSON values; defaults in brackets):
+    Parameters (all JSON values; defaults in brackets; validated by :class:`FineTuneParams`,
+    which ``issue-labeler strategies --verbose`` lists):
 
     - ``model`` ["default"]: encoder to start from, a hub id or a local directory ("default" is
       the embedded all-MiniLM-L6-v2); a domain-adapted encoder is just a directory here.
@@ -113,13 +127,10 @@ class FineTune(Strategy):
     """
 
     name = "finetune"
+    Params = FineTuneParams
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown finetune parameters: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(DEFAULTS)}")
-        super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        super().__init__(labels, descriptions, **params)
         self.model = None
         self.tokenizer = None
         self.device: str | None = None
@@ -138,7 +149,7 @@ class FineTune(Strategy):
         return rows
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "FineTune":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "FineTune":
         if len(texts) == 0:
             raise ValueError("finetune needs at least one labelled issue")
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
@@ -146,7 +157,7 @@ class FineTune(Strategy):
 
         p = self.params
         started = time.perf_counter()
-        self.device = resolve_device(p["device"])
+        self.device = pick_device(p["device"])
         seed = int(p["seed"])
         source = resolve_model(p["model"])
         y = self.binarize(label_sets)
@@ -156,11 +167,7 @@ class FineTune(Strategy):
         epochs = max(int(p["epochs"]), math.ceil(int(p["min_steps"]) / steps_per_epoch))
         eval_every = max(1, math.ceil(int(p["min_eval_steps"]) / steps_per_epoch))  # in epochs
         quiet = not p["progress"]
-        select = {"f1_at_0.5": "micro_f1", "f1_tuned": "micro_f1_tuned"}.get(p["select_by"])
-        if select is None:
-            raise ValueError(f"select_by must be 'f1_at_0.5' or 'f1_tuned', not {p['select_by']!r}")
-        if p["pooling"] not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls', not {p['pooling']!r}")
+        select = {"f1_at_0.5": "micro_f1", "f1_tuned": "micro_f1_tuned"}[p["select_by"]]  # checked by Params
 
         with quiet_transformers(quiet):
             set_seed(seed)  # before the head is created, so its initialisation is reproducible
@@ -311,7 +318,7 @@ class FineTune(Strategy):
                 stored = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
                 if stored != self.labels:
                     raise ValueError(f"model in {directory} predicts {stored}, the bundle says {self.labels}")
-        self.device = resolve_device(self.params.get("device"))
+        self.device = pick_device(self.params.get("device"))
         self.model.to(self.device)
         self.model.eval()
 

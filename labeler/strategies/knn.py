@@ -19,12 +19,13 @@ counts are ordered for top-k and per-label rules. The default 0.5 threshold ther
 rule tuned by the bundle may still choose another cut (every cut is some vote count).
 
 Neighbour metadata (for ``explain``): pass ``metadata=[{"number": 12, "title": ...}, ...]``,
-one JSON-serialisable dict per training text, to ``fit`` (or set ``strategy.metadata`` before
-``Bundle.train``). Missing ids default to the row number, missing titles to the text's first
-line (cut to 200 characters). The bundle stores the index (``faiss.write_index``, from the CPU),
+one JSON-serialisable dict per training text, to ``fit`` or ``Bundle.train`` (the CLI passes
+each issue's number, id and title). Missing ids default to the number, then the row number;
+missing titles to the text's first line (cut to 200 characters). The bundle stores the index (``faiss.write_index``, from the CPU),
 the neighbours' metadata (JSON) and the training label matrix (``.npz``).
 
-Parameters (all optional, JSON values):
+Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
+``issue-labeler strategies --verbose`` lists):
 
 =====================  ============  ============================================================
 ``model``              None          encoder: hub id or directory; None = embedded all-MiniLM-L6-v2
@@ -51,24 +52,47 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, PositiveInt, field_validator
 
 from labeler.encoders import get_encoder
 from labeler.metrics import micro_f1
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import (Explanation, Labelled, LabelSets, Metadata, Neighbour, Strategy,
+                                    StrategyParams)
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
-DEFAULTS: dict[str, Any] = {
-    "model": None, "device": "auto", "batch_size": 32, "max_length": 256,
-    "k": None, "m": None, "k_max": 16,
-    "index": "auto", "approx_threshold": 50000, "hnsw_m": 32, "ef_search": 128,
-    "nlist": None, "nprobe": 16, "use_gpu": "auto", "tiebreak": "similarity",
-}
+
+
+class KNNParams(StrategyParams):
+    model: Optional[str] = Field(None, description="encoder: hub id or directory; None = embedded all-MiniLM-L6-v2")
+    device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
+    batch_size: PositiveInt = Field(32, description="encoding batch size")
+    max_length: PositiveInt = Field(256, description="tokens per issue (longer texts are truncated)")
+    k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
+    m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
+    k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")
+    index: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto", description="FAISS index; auto = flat up to approx_threshold issues, then hnsw")
+    approx_threshold: int = Field(50000, ge=0, description="training issues above which index=auto uses HNSW")
+    hnsw_m: PositiveInt = Field(32, description="HNSW graph degree")
+    ef_search: PositiveInt = Field(128, description="HNSW search depth")
+    nlist: Optional[PositiveInt] = Field(None, description="IVF cells (None: about 4 * sqrt(n))")
+    nprobe: PositiveInt = Field(16, description="IVF cells visited per query")
+    use_gpu: Literal["auto"] | bool = Field(
+        "auto", description="put the index on the GPU: auto (when FAISS sees one), true or false")
+    tiebreak: Literal["similarity", "none"] = Field(
+        "similarity", description="order equal vote counts by a similarity-weighted vote over the k_max "
+                                  "nearest issues; none = pure counts (the book's)")
+
+    @field_validator("tiebreak", mode="before")
+    @classmethod
+    def _no_tiebreak(cls, value: Any) -> Any:
+        return "none" if value in (None, False) else value  # spellings the strategy always took
 #: without validation data (and no k/m given): the book's full-data choice, k=15, m=5,
 #: scaled down to small training sets
 DEFAULT_K, DEFAULT_M = 15, 5
@@ -150,27 +174,28 @@ class KNN(Strategy):
     __doc__ = __doc__
     name = "knn"
 
+    Params = KNNParams
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown knn parameters: {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-        super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        super().__init__(labels, descriptions, **params)
+        self._encoder = None
         self.index = None
         self.on_gpu = False
         self._gpu_resources = None
         self.y: np.ndarray = np.zeros((0, len(self.labels)), dtype=np.int8)
-        #: one dict per training issue (id/number, title, ...), set before fit or passed to it
-        self.metadata: list[dict[str, Any]] | None = None
         #: what explain shows of each training issue: the metadata plus defaults and labels
         self.neighbour_info: list[dict[str, Any]] = []
 
     # -- pieces ---------------------------------------------------------------------------
     @property
     def encoder(self):
-        """The shared encoder for these params (looked up on each use, so that switching the
-        cache off with ``ISSUE_LABELER_CACHE=off``, e.g. to time predictions, takes effect)."""
-        p = self.params
-        return get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"], max_length=p["max_length"])
+        """The encoder for these params (the process-wide shared one, fetched on first use and
+        kept). To score without the embedding cache, use :func:`labeler.encoders.cache_disabled`."""
+        if self._encoder is None:
+            p = self.params
+            self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
+                                        max_length=p["max_length"])
+        return self._encoder
 
     def _set_index(self, cpu_index) -> None:
         self.index, self._gpu_resources = to_gpu(cpu_index, self.params["use_gpu"])
@@ -192,13 +217,11 @@ class KNN(Strategy):
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None,
-            metadata: Sequence[dict[str, Any]] | None = None) -> "KNN":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "KNN":
         if len(texts) == 0:
             raise ValueError("knn needs at least one labelled issue")
         if len(texts) != len(label_sets):
             raise ValueError(f"{len(texts)} texts but {len(label_sets)} label sets")
-        metadata = metadata if metadata is not None else self.metadata
         if metadata is not None and len(metadata) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata entries")
         self.fitted_info = {}
@@ -265,29 +288,26 @@ class KNN(Strategy):
         """Similarity-weighted label vote over the k_max nearest issues, in [0, 1]: orders
         labels with equal counts (and those with no vote among the k) for top-k and
         per-label decisions, without changing "seen at least m times"."""
-        if self.params["tiebreak"] in (None, "none", False):
+        if self.params["tiebreak"] == "none":
             return None
         weights = np.where(ids >= 0, np.clip(sims, 0.0, None), 0.0)
         votes = np.einsum("nk,nkl->nl", weights, self.y[np.where(ids >= 0, ids, 0)].astype(float))
         return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 
-    def explain(self, text: str) -> dict[str, Any]:
-        """Scores, votes and the k nearest training issues (id/number, title, labels,
-        similarity), nearest first."""
+    def explain(self, text: str) -> Explanation:
+        """Scores, the k nearest training issues (id/number, title, labels, similarity),
+        nearest first, and in ``details`` the votes per label, k and m."""
         if self.index is None:
             raise RuntimeError("knn is not fitted")
         k, m = self.fitted_info["k"], self.fitted_info["m"]
         sims, ids = self._neighbours(self.encoder.encode([text]), max(k, int(self.params["k_max"])))
         counts = self._counts(ids, k)[0]
         scores = vote_scores(counts[None], k, m, self._tiebreak(sims, ids))[0]
-        neighbours = []
-        for sim, i in zip(sims[0, :k], ids[0, :k]):
-            if i < 0:
-                continue
-            neighbours.append({**self.neighbour_info[i], "similarity": round(float(sim), 4)})
-        return {"scores": dict(zip(self.labels, map(float, scores))),
-                "votes": {label: int(c) for label, c in zip(self.labels, counts)},
-                "k": k, "m": m, "neighbours": neighbours}
+        neighbours = [Neighbour.from_record(self.neighbour_info[i], round(float(sim), 4))
+                      for sim, i in zip(sims[0, :k], ids[0, :k]) if i >= 0]
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))), neighbours=neighbours,
+                           details={"votes": {label: int(c) for label, c in zip(self.labels, counts)},
+                                    "k": k, "m": m})
 
     # -- persistence ----------------------------------------------------------------------
     def _save(self, directory: Path) -> None:

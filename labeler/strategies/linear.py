@@ -26,19 +26,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
+from pydantic import Field
 from sklearn.model_selection import KFold
 
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
-FEATURES = ("tfidf", "embedding", "both")
+
+class LinearParams(StrategyParams):
+    features: Literal["tfidf", "embedding", "both"] = Field(
+        "tfidf", description="TF-IDF n-grams, the frozen encoder's embeddings, or both side by side")
+    word_ngram_max: int = Field(2, ge=1, le=4, description="longest word n-gram")
+    char_ngram_min: int = Field(2, ge=1, description="shortest character n-gram (char_wb)")
+    char_ngram_max: int = Field(5, ge=0, le=8, description="longest character n-gram; 0 switches character n-grams off")
+    min_df: int = Field(1, ge=1, description="drop n-grams seen in fewer training issues")
+    max_features: int | None = Field(200000, ge=1, description="most n-grams kept per block (by frequency)")
+    max_chars: int = Field(6000, ge=100, description="texts are cut to this many characters before the n-grams")
+    sublinear_tf: bool = Field(True, description="1 + log(tf) instead of raw counts")
+    title_weight: float = Field(0.0, ge=0, description="> 0 adds the title's word n-grams as a block of their own, scaled by this")
+    C: float | None = Field(None, gt=0, description="inverse regularisation strength; null: chosen from C_grid")
+    C_grid: list[float] = Field([0.3, 1, 3, 10, 30, 100], min_length=1, description="values of C tried on validation or by 3-fold cross-validation")
+    C_default: float = Field(10.0, gt=0, description="C when there is neither validation data nor cv_min training issues")
+    cv_min: int = Field(60, ge=6, description="without validation data, cross-validate C from this many training issues")
+    class_weight: Literal["balanced"] | None = Field("balanced", description="balanced: weigh each label's rare class up")
+    model: str | None = Field(None, description="encoder for embedding features (a local directory or hub id); null: the embedded MiniLM")
+    embedding_weight: float = Field(1.0, gt=0, description="scale of the embedding block next to the TF-IDF blocks")
+    device: str | None = Field(None, description="device for the encoder (cpu, cuda); null: CUDA when available")
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
@@ -54,24 +74,14 @@ def _ap(y: np.ndarray, scores: np.ndarray) -> float:
 
 @register
 class Linear(Strategy):
-    """Parameters: ``features`` (tfidf | embedding | both, default tfidf), ``word_ngram_max``
-    (2), ``char_ngram_min`` (2), ``char_ngram_max`` (5; 0 switches character n-grams off),
-    ``min_df`` (1), ``max_features`` (per block, 200000), ``max_chars`` (6000),
-    ``sublinear_tf`` (True), ``C`` (null: tuned), ``C_grid`` ([0.3, 1, 3, 10, 30, 100]),
-    ``C_default`` (10), ``cv_min`` (60), ``class_weight`` ("balanced" or null),
-    ``model`` (encoder for embeddings, null = the embedded MiniLM), ``embedding_weight`` (1.0),
-    ``device`` (null = auto)."""
+    """TF-IDF and/or embeddings with one-vs-rest logistic regression.
+
+    Parameters: :class:`LinearParams`."""
 
     name = "linear"
+    Params = LinearParams
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
-        params = {"features": "tfidf", "word_ngram_max": 2, "char_ngram_min": 2, "char_ngram_max": 5,
-                  "min_df": 1, "max_features": 200000, "max_chars": 6000, "sublinear_tf": True,
-                  "C": None, "C_grid": [0.3, 1, 3, 10, 30, 100], "C_default": 10.0, "cv_min": 60,
-                  "class_weight": "balanced", "title_weight": 0.0, "model": None, "embedding_weight": 1.0, "device": None,
-                  **params}
-        if params["features"] not in FEATURES:
-            raise ValueError(f"linear: features must be one of {', '.join(FEATURES)}, not {params['features']!r}")
         super().__init__(labels, descriptions, **params)
         #: the fitted TF-IDF blocks by name (word, char, title), in feature order
         self.vectorizers: dict[str, TfidfVectorizer] = {}
@@ -191,7 +201,7 @@ class Linear(Strategy):
         return float(p["C_default"]), {"by": f"default (fewer than {p['cv_min']} issues, no validation)"}
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "Linear":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "Linear":
         if len(texts) == 0:
             raise ValueError("linear needs at least one labelled issue")
         y = self.binarize(label_sets)

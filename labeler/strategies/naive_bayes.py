@@ -10,26 +10,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import numpy as np
+from pydantic import Field
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.naive_bayes import MultinomialNB
 from skmultilearn.problem_transform import BinaryRelevance
 
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
+
+
+class NaiveBayesParams(StrategyParams):
+    alpha: float = Field(1.0, ge=0, description="MultinomialNB additive (Laplace/Lidstone) smoothing")
+    ngram_max: int = Field(1, ge=1, description="longest word n-gram counted (1: single words)")
+    min_df: Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] = Field(
+        1, description="drop terms in fewer issues than this (an int), or this fraction of issues (a float)")
+    lowercase: bool = Field(True, description="lowercase texts before counting")
 
 
 @register
 class NaiveBayes(Strategy):
-    """Parameters: ``alpha`` (MultinomialNB smoothing, default 1.0), ``ngram_max`` (1),
-    ``min_df`` (1), ``lowercase`` (True)."""
+    """Naive Bayes: word counts and one multinomial naive Bayes per label (the book's baseline).
+
+    Parameters: :class:`NaiveBayesParams`."""
 
     name = "naive_bayes"
+    Params = NaiveBayesParams
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
-        params = {"alpha": 1.0, "ngram_max": 1, "min_df": 1, "lowercase": True, **params}
         super().__init__(labels, descriptions, **params)
         self.vectorizer: CountVectorizer | None = None
         self.model: BinaryRelevance | None = None
@@ -43,7 +53,7 @@ class NaiveBayes(Strategy):
                                lowercase=bool(p["lowercase"]), **kwargs)
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "NaiveBayes":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "NaiveBayes":
         y = self.binarize(label_sets)
         if len(texts) == 0:
             raise ValueError("naive_bayes needs at least one labelled issue")

@@ -27,39 +27,49 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from labeler.models import resolve_model
+from labeler.hf import (accelerate_cpu, make_budget_callback, pick_device, quiet_transformers, resolve_model,
+                        truncate_chars)
 from labeler.strategies import register
-from labeler.strategies._hf import (accelerate_cpu, make_budget_callback, quiet_transformers, resolve_device,
-                                   truncate_chars)
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
-DEFAULTS: dict[str, Any] = {
-    "model": "default",
-    "num_iterations": 5,
-    "epochs": 1,
-    "batch_size": 16,
-    "body_learning_rate": 2e-5,
-    "max_length": 128,
-    "head_c": 1.0,
-    "head_max_iter": 1000,
-    "device": "auto",
-    "seed": 0,
-    "max_steps": 150,
-    "max_seconds": 900,
-    "encode_batch_size": 64,
-    "progress": False,
-}
+
+
+class SetFitParams(StrategyParams):
+    """See :class:`SetFit` for the reasoning behind the defaults."""
+
+    model: Optional[str] = Field("default", description="sentence-transformer to start from: hub id or directory; "
+                                                        "default = embedded all-MiniLM-L6-v2")
+    num_iterations: PositiveInt = Field(5, description="setfit's pair budget: 2 * num_iterations * n_train pairs "
+                                                       "per epoch")
+    epochs: PositiveInt = Field(1, description="epochs over the generated pairs")
+    batch_size: PositiveInt = Field(16, description="pairs per contrastive step")
+    body_learning_rate: PositiveFloat = Field(2e-5, description="learning rate of the contrastive phase")
+    max_length: PositiveInt = Field(128, description="tokens per issue")
+    head_c: PositiveFloat = Field(1.0, description="LogisticRegression C of the per-label heads")
+    head_max_iter: PositiveInt = Field(1000, description="LogisticRegression iterations")
+    device: str = Field("auto", description="auto (cuda when available), cpu, cuda, ...; an absent GPU falls back "
+                                            "to the CPU with a warning")
+    seed: int = Field(0, description="training seed (data order)")
+    max_steps: Optional[NonNegativeInt] = Field(150, description="at most this many contrastive steps "
+                                                                 "(None or 0: no limit)")
+    max_seconds: Optional[NonNegativeFloat] = Field(900, description="wall-clock budget of the contrastive phase "
+                                                                     "(None: no limit); the head is always fitted")
+    encode_batch_size: PositiveInt = Field(64, description="batch size when embedding issues for the head and scoring")
+    progress: bool = Field(False, description="show setfit's progress bars and logs")
+
 
 
 @register
 class SetFit(Strategy):
     """SetFit on the embedded MiniLM (or any sentence-transformer) with a one-vs-rest head.
 
-    Parameters (all JSON values; defaults in brackets):
+    Parameters (all JSON values; defaults in brackets; validated by :class:`SetFitParams`,
+    which ``issue-labeler strategies --verbose`` lists):
 
     - ``model`` ["default"]: sentence-transformer to start from, a hub id or a local directory
       ("default" is the embedded all-MiniLM-L6-v2). A plain transformer directory works too
@@ -83,13 +93,10 @@ class SetFit(Strategy):
     """
 
     name = "setfit"
+    Params = SetFitParams
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown setfit parameters: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(DEFAULTS)}")
-        super().__init__(labels, descriptions, **{**DEFAULTS, **params})
+        super().__init__(labels, descriptions, **params)
         self.body = None  # the tuned SentenceTransformer
         self.device: str | None = None
         n = len(self.labels)
@@ -116,7 +123,7 @@ class SetFit(Strategy):
 
     # -- training -------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "SetFit":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "SetFit":
         if len(texts) == 0:
             raise ValueError("setfit needs at least one labelled issue")
         from datasets import Dataset
@@ -125,7 +132,7 @@ class SetFit(Strategy):
 
         p = self.params
         started = time.perf_counter()
-        self.device = resolve_device(p["device"])
+        self.device = pick_device(p["device"])
         quiet = not p["progress"]
         max_length = int(p["max_length"])
         texts = [truncate_chars(t, max_length) for t in texts]
@@ -231,7 +238,7 @@ class SetFit(Strategy):
         }, indent=2))
 
     def _load(self, directory: Path) -> None:
-        self.device = resolve_device(self.params.get("device"))
+        self.device = pick_device(self.params.get("device"))
         with quiet_transformers(not self.params.get("progress")):
             self.body = self._load_body(str(directory / "body"))
         self.body.eval()

@@ -29,7 +29,8 @@ logistic regression on the training issues (``calibration="auto"``; ``"none"`` k
 scores, ``"platt"`` also calibrates the NLI variant) so that scores of different labels are
 comparable, and the bundle tunes top-k or thresholds on validation as usual.
 
-Parameters (all optional, JSON values):
+Parameters (all optional, JSON values; validated by :class:`ZeroShotParams`, which
+``issue-labeler strategies --verbose`` lists):
 
 =========================  ==============================================  ====================
 ``variant``                "auto" (nli when ``nli_model`` is set), "embedding", "nli"
@@ -55,27 +56,54 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
+from pydantic import Field, PositiveInt, field_validator
 
-from labeler.encoders import CHARS_PER_TOKEN, get_encoder
+from labeler.encoders import get_encoder
 from labeler.errors import ModelNotAvailableError
-from labeler.models import pick_device, resolve_model
+from labeler.hf import pick_device, resolve_model, truncate_chars
+from labeler.lru import LRU
 from labeler.strategies import register
-from labeler.strategies.base import Labelled, LabelSets, Strategy
+from labeler.strategies.base import Explanation, Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NLI_MODEL = "facebook/bart-large-mnli"
-DEFAULTS: dict[str, Any] = {
-    "variant": "auto", "model": None, "nli_model": None,
-    "template": "This issue is about {label}.",
-    "description_template": "This issue is about {label}: {description}",
-    "use_descriptions": True, "calibration": "auto", "center": "auto", "background_max": 1000,
-    "device": "auto", "batch_size": 32, "max_length": 256,
-}
-_PIPELINES: dict[tuple, Any] = {}
+
+
+class ZeroShotParams(StrategyParams):
+    variant: Literal["auto", "embedding", "nli"] = Field(
+        "auto", description="embedding similarity or an NLI model; auto = nli when nli_model is set")
+    model: Optional[str] = Field(None, description="encoder of the embedding variant; None = embedded all-MiniLM-L6-v2")
+    nli_model: Optional[str] = Field(
+        None, description=f"NLI model (hub id or directory) of the nli variant; None = {DEFAULT_NLI_MODEL}")
+    template: str = Field("This issue is about {label}.", description="hypothesis for a label without description "
+                                                                      "({label}; {} means {label})")
+    description_template: str = Field("This issue is about {label}: {description}",
+                                      description="hypothesis for a label with a description ({label}, {description})")
+    use_descriptions: bool = Field(True, description="use GitHub label descriptions in the hypotheses")
+    calibration: Literal["auto", "none", "platt"] = Field(
+        "auto", description="per-label logistic calibration on labelled issues; auto = platt for the embedding variant")
+    center: Literal["auto", "none"] = Field(
+        "auto", description="embedding variant: measure similarities from the mean issue that fit sees")
+    background_max: int = Field(1000, ge=0, description="most texts used for centering (unlabelled ones fill up)")
+    device: str = Field("auto", description="torch device: auto (cuda when available), cpu, cuda, ...")
+    batch_size: PositiveInt = Field(32, description="texts per encoder batch; (issue, label) pairs per NLI batch")
+    max_length: PositiveInt = Field(256, description="tokens per issue (NLI: issue + hypothesis)")
+
+    @field_validator("template", "description_template")
+    @classmethod
+    def _fills(cls, value: str) -> str:
+        try:
+            value.replace("{}", "{label}").format(label="bug", description="Something isn't working")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"a template may use only {{label}} and {{description}} ({type(exc).__name__}: {exc})") from None
+        return value
+
+#: loaded NLI pipelines, shared by the zero_shot strategies of this process
+_PIPELINES: LRU[tuple, Any] = LRU(maxsize=2)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -89,22 +117,15 @@ class ZeroShot(Strategy):
     name = "zero_shot"
     needs_training = False
 
+    Params = ZeroShotParams
+
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown zero_shot parameters: {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(DEFAULTS)}")
-        params = {**DEFAULTS, **params}
-        if params["variant"] not in ("auto", "embedding", "nli"):
-            raise ValueError(f"unknown zero_shot variant {params['variant']!r}; use auto, embedding or nli")
-        if params["calibration"] not in ("auto", "none", "platt"):
-            raise ValueError(f"unknown calibration {params['calibration']!r}; use auto, none or platt")
-        if params["center"] not in ("auto", "none"):
-            raise ValueError(f"unknown center {params['center']!r}; use auto or none")
         super().__init__(labels, descriptions, **params)
-        self.variant = params["variant"]
+        self.variant = self.params["variant"]
         if self.variant == "auto":
-            self.variant = "nli" if params["nli_model"] else "embedding"
+            self.variant = "nli" if self.params["nli_model"] else "embedding"
+        self._encoder = None
+        self._pipeline = None
         self.label_vectors: np.ndarray | None = None
         #: per-label cosine offsets: the mean issue embedding's similarity to each label
         self.offsets: np.ndarray | None = None
@@ -126,32 +147,39 @@ class ZeroShot(Strategy):
     # -- models -----------------------------------------------------------------------------
     @property
     def encoder(self):
-        p = self.params
-        return get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"], max_length=p["max_length"])
+        """The (shared) encoder of the embedding variant, fetched on first use and kept."""
+        if self._encoder is None:
+            p = self.params
+            self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
+                                        max_length=p["max_length"])
+        return self._encoder
 
     @property
     def pipeline(self):
-        p = self.params
-        name = p["nli_model"] or DEFAULT_NLI_MODEL
-        path = resolve_model(name)
-        device = pick_device(p["device"])
-        key = (path, device, int(p["max_length"]))
-        if key not in _PIPELINES:
-            from transformers import pipeline
+        """The (shared) NLI pipeline of the nli variant, loaded on first use and kept."""
+        if self._pipeline is None:
+            p = self.params
+            path = resolve_model(p["nli_model"] or DEFAULT_NLI_MODEL)
+            key = (path, pick_device(p["device"]), int(p["max_length"]))
+            self._pipeline = _PIPELINES.get_or_create(key, lambda: self._load_pipeline(path, key[1]))
+        return self._pipeline
 
-            try:
-                pipe = pipeline("zero-shot-classification", model=path, device=device)
-            except Exception as exc:  # noqa: BLE001
-                raise ModelNotAvailableError(
-                    f"could not load the NLI model {name!r} from {path}: {type(exc).__name__}: {exc}. "
-                    "Point nli_model at a local directory of a sequence-classification model whose "
-                    "config has an 'entailment' label, or use variant='embedding'.") from None
-            if pipe.entailment_id == -1:
-                raise ModelNotAvailableError(f"the NLI model {name!r} has no 'entailment' label in its config")
-            pipe.tokenizer.model_max_length = min(int(p["max_length"]),
-                                                  pipe.tokenizer.model_max_length or int(p["max_length"]))
-            _PIPELINES[key] = pipe
-        return _PIPELINES[key]
+    def _load_pipeline(self, path: str, device: str):
+        from transformers import pipeline
+
+        name = self.params["nli_model"] or DEFAULT_NLI_MODEL
+        max_length = int(self.params["max_length"])
+        try:
+            pipe = pipeline("zero-shot-classification", model=path, device=device)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelNotAvailableError(
+                f"could not load the NLI model {name!r} from {path}: {type(exc).__name__}: {exc}. "
+                "Point nli_model at a local directory of a sequence-classification model whose "
+                "config has an 'entailment' label, or use variant='embedding'.") from None
+        if pipe.entailment_id == -1:
+            raise ModelNotAvailableError(f"the NLI model {name!r} has no 'entailment' label in its config")
+        pipe.tokenizer.model_max_length = min(max_length, pipe.tokenizer.model_max_length or max_length)
+        return pipe
 
     # -- raw scores -------------------------------------------------------------------------
     def raw_scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -171,9 +199,9 @@ class ZeroShot(Strategy):
     def _nli_scores(self, texts: list[str]) -> np.ndarray:
         pipe = self.pipeline
         hyps = self.hypotheses()
-        limit = int(self.params["max_length"]) * CHARS_PER_TOKEN
+        max_length = int(self.params["max_length"])
         # the tokenizer truncates the issue (only_first); an empty issue still makes a pair
-        cut = [t[:limit] if t.strip() else "(empty)" for t in texts]
+        cut = [truncate_chars(t, max_length) if t.strip() else "(empty)" for t in texts]
         # one candidate "label" per full hypothesis, with the identity template: the pipeline
         # scores all of an issue's hypotheses in batches of batch_size pairs
         unique = list(dict.fromkeys(hyps))
@@ -189,7 +217,7 @@ class ZeroShot(Strategy):
 
     # -- fit / predict ----------------------------------------------------------------------
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,
-            unlabelled: Sequence[str] | None = None) -> "ZeroShot":
+            unlabelled: Sequence[str] | None = None, metadata: Metadata | None = None) -> "ZeroShot":
         if len(texts) != len(label_sets):
             raise ValueError(f"{len(texts)} texts but {len(label_sets)} label sets")
         self.fitted_info = {"variant": self.variant}
@@ -253,10 +281,11 @@ class ZeroShot(Strategy):
         z = _logit(raw) * self.calib[:, 0] + self.calib[:, 1]
         return 1 / (1 + np.exp(-z))
 
-    def explain(self, text: str) -> dict[str, Any]:
+    def explain(self, text: str) -> Explanation:
+        """Scores, and in ``details`` the variant and each label's hypothesis."""
         scores = self.predict_proba([text])[0]
-        return {"scores": dict(zip(self.labels, map(float, scores))), "variant": self.variant,
-                "hypotheses": dict(zip(self.labels, self.hypotheses()))}
+        return Explanation(scores=dict(zip(self.labels, map(float, scores))),
+                           details={"variant": self.variant, "hypotheses": dict(zip(self.labels, self.hypotheses()))})
 
     # -- persistence ----------------------------------------------------------------------
     def _save(self, directory: Path) -> None:

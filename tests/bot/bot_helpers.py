@@ -49,7 +49,10 @@ class KeywordStrategy(Strategy):
         return out
 
     def explain(self, text):
-        return {"neighbours": [{"number": 12, "title": "An older crash", "labels": ["bug"], "similarity": 0.83}]}
+        from labeler.strategies import Explanation, Neighbour
+
+        return Explanation(scores={}, neighbours=[Neighbour(id=12, number=12, title="An older crash", labels=["bug"],
+                                                            similarity=0.83)])
 
     def _save(self, directory):
         pass

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from labeler.bundle import Bundle
+from labeler.errors import ParameterError
 from labeler.strategies import get_strategy
 from labeler.strategies.auto import Stacker, _cross_fit
 
@@ -78,11 +79,15 @@ def test_auto_without_validation_holds_out_part_of_train(toy):
 
 def test_unknown_candidate_and_failures(toy):
     texts, label_sets, labels, _ = toy
-    with pytest.raises(KeyError, match="unknown strategy"):
-        get_strategy("auto")(labels, candidates=[["magic", {}]]).fit(texts, label_sets, valid=(texts, label_sets))
-    auto = get_strategy("auto")(labels, candidates=[["linear", {"features": "pixels"}], ["naive_bayes", {}]])
-    auto.fit(texts, label_sets, valid=(texts, label_sets))
-    assert "features must be one of" in auto.fitted_info["candidates"][0]["failed"]
+    # checked when auto is built, before anything is fitted
+    with pytest.raises(ParameterError, match="unknown strategy 'magic'"):
+        get_strategy("auto")(labels, candidates=[["magic", {}]])
+    with pytest.raises(ParameterError, match="features"):
+        get_strategy("auto")(labels, candidates=[["naive_bayes", {}], ["linear", {"features": "pixels"}]])
+    auto = get_strategy("auto")(labels, candidates=[["linear", {"features": "embedding", "model": "/no/such/model"}],
+                                                    ["naive_bayes", {}]])
+    auto.fit(texts, label_sets, valid=(texts, label_sets))  # a candidate failing in fit is recorded and skipped
+    assert "/no/such/model" in auto.fitted_info["candidates"][0]["failed"]
     assert auto.fitted_info["chosen"] == "naive_bayes"
 
 

@@ -50,8 +50,44 @@ def test_predict_flags_and_stdin(trained):
 
 
 def test_train_on_split_directory(trained, tmp_path):
-    result = run("train", trained / "split", "-o", tmp_path / "b2")
+    result = run("train", trained / "split", "-s", "naive_bayes", "-o", tmp_path / "b2")
     assert result.exit_code == 0, result.output
+
+
+CHEAP = '[["naive_bayes", {}], ["linear", {"C": 1.0}]]'
+
+
+def test_auto_is_the_default_and_says_what_it_chose(trained, tmp_path):
+    result = run("train", trained / "split", "--budget", "120", "-p", f"candidates={CHEAP}",
+                 "--objective", "precision=0.6", "-o", tmp_path / "auto")
+    assert result.exit_code == 0, result.output
+    assert "training auto on" in result.stderr and "budget 120s" in result.stderr
+    assert "auto chose " in result.stdout
+    manifest = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert manifest["strategy"] == "auto" and manifest["params"]["objective"] == "precision=0.6"
+    assert manifest["decision"]["objective"] == "precision=0.6"
+    assert [c["candidate"] for c in manifest["fitted"]["candidates"]][:2] == ["naive_bayes", "linear[C=1.0]"]
+    stats = manifest["decision"]["stats"]
+    assert all({"threshold", "precision", "recall", "support"} <= set(v) for v in stats.values())
+
+
+def test_single_label_data_is_one_exclusive_group(tmp_path):
+    rows = ["title,body,label"] + [f"crash {i},traceback error {i},bug" for i in range(8)] + \
+           [f"add feature {i},please support {i},enhancement" for i in range(8)] + \
+           [f"how do I {i},question about usage {i},question" for i in range(8)]
+    (tmp_path / "one.csv").write_text("\n".join(rows) + "\n")
+    common = ["--label-column", "label", "-s", "naive_bayes", "--valid", tmp_path / "one.csv"]
+    result = run("train", tmp_path / "one.csv", *common, "-o", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    assert "treated as mutually exclusive" in result.stderr
+    groups = json.loads((tmp_path / "b" / "manifest.json").read_text())["decision"]["exclusive"]
+    assert groups == [["bug", "enhancement", "question"]]
+    result = run("train", tmp_path / "one.csv", *common, "--exclusive", "none", "-o", tmp_path / "c")
+    assert result.exit_code == 0 and "mutually exclusive" not in result.stderr
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["decision"]["exclusive"] == []
+    (tmp_path / "m.yml").write_text("labels: [bug, enhancement, question]\nexclusive:\n  - [bug, feature]\n")
+    result = run("train", tmp_path / "one.csv", *common, "--label-map", tmp_path / "m.yml", "-o", tmp_path / "d")
+    assert result.exit_code == 2 and "not in the label set" in result.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -59,12 +95,35 @@ def test_train_on_split_directory(trained, tmp_path):
     (["evaluate", "no-bundle", "missing.jsonl"], "no model bundle at no-bundle"),
     (["train", EXAMPLES / "issues.jsonl", "-p", "oops"], "KEY=VALUE"),
     (["train", EXAMPLES / "issues.jsonl", "-s", "magic"], "unknown strategy 'magic'"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "naive_bayes", "-p", "alhpa=0.5"], "naive_bayes: unknown parameter 'alhpa' (did you mean 'alpha'?)"),
+    (["train", EXAMPLES / "issues.jsonl", "--objective", "recall"], "unknown objective 'recall'"),
+    (["train", EXAMPLES / "issues.jsonl", "--objective", "precision=2"], "0 < P <= 1"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "linear", "--budget", "60"], "--budget is for --strategy auto"),
+    (["train", EXAMPLES / "issues.jsonl", "-p", 'candidates=[["magic", {}]]'], "unknown strategy 'magic'"),
+    (["train", EXAMPLES / "issues.jsonl", "--exclusive", "sometimes"], "--exclusive takes auto or none"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "knn", "-p", "kk=3"], "knn: unknown parameter 'kk'"),
+    (["train", EXAMPLES / "issues.jsonl", "-s", "knn", "-p", "k=many"], "knn: parameter 'k'"),
+    (["train", EXAMPLES / "issues.jsonl", "--decision", "sometimes"], "unknown decision rule 'sometimes'"),
 ])
-def test_bad_input_one_line_exit_2(args, message):
+def test_bad_input_one_line_exit_2(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.strip().splitlines()) == 1  # no "training ..." line: nothing was trained
+    assert not any(tmp_path.iterdir())
+
+
+def test_strategies_verbose_lists_parameters():
+    result = run("strategies")
+    assert result.exit_code == 0 and result.stdout.split() == sorted(result.stdout.split())
+    result = run("strategies", "--verbose")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    alpha = next(line for line in lines if line.strip().startswith("alpha "))
+    assert "float >= 0" in alpha and "1.0" in alpha and "smoothing" in alpha
+    assert any(line.strip().startswith("k ") and "int > 0 | None" in line for line in lines)
+    assert any(line.startswith("knn: ") for line in lines)
 
 
 def test_label_map_matching_nothing(tmp_path):

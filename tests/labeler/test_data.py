@@ -83,3 +83,10 @@ def test_real_files_load(shared_data):
     assert hf.n_read == 7258 and hf.n_duplicates > 0
     sk = load_issues(shared_data / "sklearn-issues.jsonl.gz")
     assert sk.n_read == 2000 and all(isinstance(l, str) for i in sk.issues for l in i.labels)
+
+
+def test_issue_metadata_keeps_what_is_known():
+    from labeler.data import Issue
+
+    assert Issue("Crash", number=7, id=70).metadata() == {"number": 7, "id": 70, "title": "Crash"}
+    assert Issue("From a CSV row").metadata() == {"title": "From a CSV row"}

@@ -91,3 +91,68 @@ def test_one_encoder_used_from_threads(tiny_bert):
         results = list(pool.map(enc.encode, batches))
     for batch, vecs in zip(batches, results):
         np.testing.assert_allclose(vecs, Encoder(tiny_bert, device="cpu").encode(batch), atol=1e-5)
+
+
+def test_cache_disabled_is_scoped_and_changes_no_environment(tiny_bert, _cache):
+    import os
+    import threading
+
+    from labeler.encoders import cache_active, cache_disabled
+
+    enc = Encoder(tiny_bert, device="cpu")
+    enc.encode(["crash when loading"])
+    env = dict(os.environ)
+    seen_in_thread = []
+    with cache_disabled():
+        assert not cache_active()
+        enc.encode(["crash when loading", "never cached"])
+        thread = threading.Thread(target=lambda: seen_in_thread.append(cache_active()))
+        thread.start()
+        thread.join()
+    assert cache_active() and seen_in_thread == [True]  # other threads keep their cache
+    assert dict(os.environ) == env
+    assert enc.stats == {"encoded": 3, "cached": 0}
+    enc.encode(["crash when loading", "never cached"])
+    assert enc.stats["cached"] == 1  # nothing was written inside the block
+
+
+def test_module_caches_are_bounded_lrus(tiny_bert, tmp_path):
+    from labeler import encoders
+
+    encoders._ENCODERS.clear()
+    made = [get_encoder(str(tiny_bert), device="cpu", max_length=8 + i, cache=False)
+            for i in range(encoders._ENCODERS.maxsize + 3)]
+    assert len(encoders._ENCODERS) == encoders._ENCODERS.maxsize
+    assert get_encoder(str(tiny_bert), device="cpu", max_length=8 + len(made) - 1, cache=False) is made[-1]
+    assert get_encoder(str(tiny_bert), device="cpu", max_length=8, cache=False) is not made[0]  # evicted
+    assert made[0].encode(["still usable"]).shape == (1, 32)
+    assert encoders._MODELS.maxsize <= 4 and encoders._FINGERPRINTS.maxsize <= 64
+
+
+def test_lru_is_thread_safe_and_loads_once():
+    import threading
+    import time
+
+    from labeler.lru import LRU
+
+    cache = LRU(maxsize=2)
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+        return object()
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_create("a", slow))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(r) for r in results}) == 1
+    cache.get_or_create("b", object)
+    cache.get_or_create("a", object)  # "a" is now the most recent
+    cache.get_or_create("c", object)  # evicts "b"
+    assert "a" in cache and "b" not in cache and len(cache) == 2
+    with pytest.raises(ValueError):
+        LRU(maxsize=0)

@@ -119,7 +119,7 @@ def test_bad_parameters_and_data(tiny_bert):
         make(tiny_bert, ["bug"], select_by="loss").fit(["a"], [["bug"]])
     with pytest.raises(ValueError, match="pooling"):
         make(tiny_bert, ["bug"], pooling="max").fit(["a"], [["bug"]])
-    with pytest.raises(ValueError, match="unknown finetune parameters"):
+    with pytest.raises(ValueError, match="finetune: unknown parameter 'epoch' .did you mean 'epochs'"):
         get_strategy("finetune")(["bug"], epoch=3)
     with pytest.raises(ValueError, match="at least one"):
         make(tiny_bert, ["bug"]).fit([], [])

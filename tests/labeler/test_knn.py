@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from labeler.bundle import Bundle
 from labeler.decision import DecisionRule
 from labeler.encoders import CACHE_ENV
 from labeler.errors import ModelNotAvailableError
-from labeler.strategies import get_strategy
+from labeler.strategies import Explanation, Neighbour, get_strategy
 from labeler.strategies.knn import KNN, vote_scores
 
 
@@ -64,26 +66,33 @@ def test_explain_returns_neighbours_with_metadata(toy, tiny_bert):
     meta = [{"number": 100 + i, "url": f"https://example/{100 + i}"} for i in range(len(texts))]
     knn = KNN(labels, model=str(tiny_bert), k=3, m=1).fit(texts, label_sets, metadata=meta)
     out = knn.explain(texts[0])
-    assert out["k"] == 3 and len(out["neighbours"]) == 3
-    first = out["neighbours"][0]
-    assert first["number"] == 100 and first["id"] == 100 and first["labels"] == ["bug"]
-    assert first["title"] == "Crash when loading a parquet file"
-    assert first["similarity"] == pytest.approx(1.0, abs=1e-4)
-    sims = [n["similarity"] for n in out["neighbours"]]
+    assert isinstance(out, Explanation) and all(isinstance(n, Neighbour) for n in out.neighbours)
+    assert out.details["k"] == 3 and len(out.neighbours) == 3
+    first = out.neighbours[0]
+    assert first.number == 100 and first.id == 100 and first.labels == ["bug"]
+    assert first.title == "Crash when loading a parquet file" and first.extra == {"url": "https://example/100"}
+    assert first.similarity == pytest.approx(1.0, abs=1e-4)
+    sims = [n.similarity for n in out.neighbours]
     assert sims == sorted(sims, reverse=True)
-    assert sum(out["votes"].values()) >= 3
+    assert sum(out.details["votes"].values()) >= 3
+    assert set(out.scores) == set(labels)
+    data = json.loads(json.dumps(out.to_dict()))
+    assert data["neighbours"][0] == {"number": 100, "id": 100, "title": "Crash when loading a parquet file",
+                                     "labels": ["bug"], "url": "https://example/100",
+                                     "similarity": pytest.approx(1.0, abs=1e-4)}
+    assert data["k"] == 3 and data["m"] == 1 and set(data["votes"]) == set(labels)
 
 
-def test_metadata_attribute_through_bundle(toy, tiny_bert, tmp_path):
+def test_metadata_through_bundle(toy, tiny_bert, tmp_path):
     texts, label_sets, labels, _ = toy
     knn = get_strategy("knn")(labels, model=str(tiny_bert))
-    knn.metadata = [{"id": f"#{i}", "title": f"issue {i}"} for i in range(len(texts))]
-    bundle = Bundle.train(knn, texts, label_sets)
+    meta = [{"id": f"#{i}", "title": f"issue {i}"} for i in range(len(texts))]
+    bundle = Bundle.train(knn, texts, label_sets, metadata=meta)
     assert bundle.strategy.fitted_info["tuned_on"] == "defaults"
     bundle.save(tmp_path / "b")
     out = Bundle.load(tmp_path / "b").explain(texts[3])
-    assert out["neighbours"][0] == {"id": "#3", "title": "issue 3", "labels": ["bug"],
-                                    "similarity": pytest.approx(1.0, abs=1e-4)}
+    assert out.neighbours[0].to_dict() == {"id": "#3", "title": "issue 3", "labels": ["bug"],
+                                           "similarity": pytest.approx(1.0, abs=1e-4)}
     with pytest.raises(ValueError, match="metadata"):
         KNN(labels, model=str(tiny_bert)).fit(texts, label_sets, metadata=[{}])
 
@@ -151,7 +160,7 @@ def test_bad_inputs(toy, tiny_bert):
     assert knn.predict_proba([]).shape == (0, 1)
     with pytest.raises(ValueError, match="at least one"):
         KNN(["bug"], model=str(tiny_bert)).fit([], [])
-    with pytest.raises(ValueError, match="unknown knn parameters"):
+    with pytest.raises(ValueError, match="knn: unknown parameter .kk."):
         KNN(["bug"], kk=3)
     with pytest.raises(RuntimeError, match="not fitted"):
         KNN(["bug"]).predict_proba(["x"])
@@ -171,23 +180,33 @@ def test_missing_model(toy, tmp_path):
         KNN(labels, model=str(tmp_path / "absent")).fit(texts, label_sets)
 
 
-def test_cache_switched_off_for_timing(toy, tiny_bert, monkeypatch):
+def test_cache_switched_off_for_timing(toy, tiny_bert):
+    """knn holds its encoder; cache_disabled() makes it re-encode, with no environment change."""
+    import os
+
+    from labeler.encoders import cache_disabled
+
     texts, label_sets, labels, _ = toy
     knn = KNN(labels, model=str(tiny_bert), k=2, m=1).fit(texts, label_sets)
+    encoder = knn.encoder
     cached = knn.predict_proba(texts)
-    assert knn.encoder.cache is not None
-    monkeypatch.setenv(CACHE_ENV, "off")
-    assert knn.encoder.cache is None
-    np.testing.assert_allclose(knn.predict_proba(texts), cached, rtol=1e-5, atol=1e-6)  # re-encoded in other batches
+    assert encoder.cache is not None
+    before, env = dict(encoder.stats), dict(os.environ)
+    with cache_disabled():
+        fresh = knn.predict_proba(texts)
+    assert knn.encoder is encoder and dict(os.environ) == env
+    assert encoder.stats["encoded"] == before["encoded"] + len(texts) and encoder.stats["cached"] == before["cached"]
+    np.testing.assert_allclose(fresh, cached, rtol=1e-5, atol=1e-6)  # re-encoded in other batches
+    knn.predict_proba(texts)
+    assert encoder.stats["cached"] == before["cached"] + len(texts)  # the cache is back after the block
 
 
 def test_refit_with_other_data(toy, tiny_bert):
     texts, label_sets, valid, labels = _split(toy)
     knn = KNN(labels, model=str(tiny_bert))
-    knn.metadata = [{"number": i} for i in range(8)]
-    knn.fit(texts, label_sets, valid=valid)
-    assert knn.metadata == [{"number": i} for i in range(8)]  # the caller's list is not changed
-    knn.metadata = None
+    meta = [{"number": i} for i in range(8)]
+    knn.fit(texts, label_sets, valid=valid, metadata=meta)
+    assert meta == [{"number": i} for i in range(8)]  # the caller's list is not changed
     knn.fit(texts[:5], label_sets[:5])
     assert "valid_micro_f1" not in knn.fitted_info and len(knn.neighbour_info) == 5
-    assert knn.explain(texts[0])["neighbours"][0]["id"] == 0
+    assert knn.explain(texts[0]).neighbours[0].id == 0

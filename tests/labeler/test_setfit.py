@@ -24,7 +24,7 @@ def test_fit_predict_save_reload(toy, tiny_bert, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # setfit's default output_dir would be ./checkpoints
     texts, label_sets, labels, _ = toy
     labels = labels + ["never-used"]
-    strategy = make(tiny_bert, labels).fit(texts, label_sets)
+    strategy = make(tiny_bert, labels, max_steps=3).fit(texts, label_sets)
     info = strategy.fitted_info
     assert info["steps"] > 0 and info["labels_with_head"] == 3 and info["constant_labels"] == ["never-used"]
 
@@ -92,7 +92,7 @@ def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
 def test_bundle_round_trip(toy, tiny_bert, tmp_path):
     texts, label_sets, labels, _ = toy
     bundle = Bundle.train("setfit", texts, label_sets, labels=labels, valid=(texts, label_sets),
-                          params={"model": str(tiny_bert), "num_iterations": 1, "batch_size": 4})
+                          params={"model": str(tiny_bert), "num_iterations": 1, "batch_size": 4, "max_steps": 3})
     bundle.save(tmp_path / "bundle")
     again = Bundle.load(tmp_path / "bundle")
     np.testing.assert_allclose(again.predict_proba(texts), bundle.predict_proba(texts), atol=1e-6)
@@ -118,7 +118,7 @@ def test_load_never_reads_a_pickled_head(toy, tiny_bert, tmp_path, monkeypatch):
 
 
 def test_bad_parameters(tiny_bert):
-    with pytest.raises(ValueError, match="unknown setfit parameters"):
+    with pytest.raises(ValueError, match="setfit: unknown parameter .iterations."):
         get_strategy("setfit")(["bug"], iterations=3)
     with pytest.raises(ValueError, match="at least one"):
         make(tiny_bert, ["bug"]).fit([], [])

@@ -28,7 +28,7 @@ def test_hypotheses_use_descriptions_and_templates(toy):
     assert ZeroShot(labels, nli_model="some/model").variant == "nli"
     with pytest.raises(ValueError, match="variant"):
         ZeroShot(labels, variant="magic")
-    with pytest.raises(ValueError, match="unknown zero_shot parameters"):
+    with pytest.raises(ValueError, match="zero_shot: unknown parameter .temperature."):
         ZeroShot(labels, temperature=2)
 
 
@@ -46,7 +46,7 @@ def test_embedding_variant_without_data(toy, tiny_bert, tmp_path):
     again = Bundle.load(tmp_path / "z")
     np.testing.assert_array_equal(again.predict_proba(texts), scores)
     out = again.explain(texts[0])
-    assert set(out["scores"]) == set(labels) and out["variant"] == "embedding"
+    assert set(out.scores) == set(labels) and out.details["variant"] == "embedding" and out.neighbours == []
 
 
 def test_embedding_variant_calibrated_with_labels(toy, tiny_bert, tmp_path):
@@ -100,7 +100,7 @@ def test_nli_variant_batches_all_labels(toy, tiny_nli, tmp_path):
     np.testing.assert_allclose(Bundle.load(tmp_path / "n").predict_proba(texts), bundle.predict_proba(texts),
                                atol=1e-6)
     out = bundle.explain(texts[0])
-    assert out["variant"] == "nli" and out["hypotheses"]["bug"].startswith("This issue is about bug")
+    assert out.details["variant"] == "nli" and out.details["hypotheses"]["bug"].startswith("This issue is about bug")
 
 
 def test_nli_bad_inputs_and_one_label(tiny_nli):
@@ -138,3 +138,14 @@ def test_bot_path_with_embedded_minilm(toy, tmp_path):
     predictions = Bundle.load(tmp_path / "bot").predict(texts)
     hits = sum(p[0].label in truth for p, truth in zip(predictions, label_sets))
     assert hits >= 9, predictions  # MiniLM gets 12 of 12 top-1 on these issues
+
+
+def test_holds_its_encoder_and_pipeline(toy, tiny_bert, tiny_nli):
+    from labeler.strategies import zero_shot
+
+    _, _, labels, _ = toy
+    z = ZeroShot(labels, model=str(tiny_bert), device="cpu")
+    assert z.encoder is z.encoder
+    nli = ZeroShot(labels, nli_model=str(tiny_nli), device="cpu")
+    assert nli.pipeline is nli.pipeline
+    assert isinstance(zero_shot._PIPELINES, zero_shot.LRU) and zero_shot._PIPELINES.maxsize <= 2

@@ -1,0 +1,47 @@
+"""experiments/benchmark.py: the pieces that are not a long run (timing, parameters)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from labeler.bundle import Bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "experiments" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_predictions_encodes_without_the_cache_and_leaves_the_environment(benchmark, toy, tiny_bert):
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("knn", texts, label_sets, labels=labels, params={"model": str(tiny_bert), "k": 2, "m": 1})
+    bundle.predict_proba(texts)  # now every text is in the cache
+    encoder = bundle.strategy.encoder
+    before, env = dict(encoder.stats), dict(os.environ)
+    assert benchmark.time_predictions(bundle, texts) > 0
+    assert dict(os.environ) == env
+    assert encoder.stats["encoded"] == before["encoded"] + len(texts)
+
+
+def test_params_use_the_cli_parser_and_are_checked_first(benchmark):
+    assert benchmark.parse_params(["knn.k=3", "knn.model=/some/dir", "naive_bayes.alpha=0.5"]) == \
+        {"knn": {"k": 3, "model": "/some/dir"}, "naive_bayes": {"alpha": 0.5}}
+    with pytest.raises(SystemExit, match="STRATEGY.KEY=VALUE"):
+        benchmark.parse_params(["k=3"])
+    with pytest.raises(SystemExit, match="knn: unknown parameter 'kk'"):
+        benchmark.parse_params(["knn.kk=3"])
+    with pytest.raises(SystemExit, match="unknown strategy 'knnn'"):
+        benchmark.parse_params(["knnn.k=3"])
+    with pytest.raises(SystemExit, match="unknown decision rule"):
+        benchmark.main(["--decision", "sometimes", "--data-dir", "/nonexistent"])
+    with pytest.raises(SystemExit, match="alhpa"):
+        benchmark.main(["--param", "naive_bayes.alhpa=1", "--data-dir", "/nonexistent"])
