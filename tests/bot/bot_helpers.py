@@ -85,7 +85,10 @@ class TieredBundle:
         return [list(row) for _ in texts]
 
     def explain(self, text):
-        return {"neighbours": [{"number": 12, "title": "An older crash", "similarity": 0.83}]}
+        from labeler.strategies import Explanation, Neighbour
+
+        return Explanation(scores=dict(self.scores), neighbours=[
+            Neighbour(id=12, number=12, title="An older crash", labels=["bug"], similarity=0.83)])
 
 
 def tiered_predictor(monkeypatch, tmp_path, scores: dict[str, float]) -> tuple[BundlePredictor, TieredBundle]:
