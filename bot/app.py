@@ -4,7 +4,8 @@
 :func:`bot.sansio.parse_delivery`; an accepted delivery is stored (its ``X-GitHub-Delivery``
 is unique in the store) and its id enqueued; the answer is 202 within milliseconds, the
 labelling happens in the worker. A redelivery is answered 200 and not enqueued again; pings
-and events the bot does not act on are stored as ``ignored`` and answered 200.
+and deliveries no handler takes (:mod:`bot.routing`, :mod:`bot.handlers`) are stored as
+``ignored`` and answered 200.
 
 ``GET /healthz``: queue depth, delivery counts by status, the model in use, dry-run or not.
 """
@@ -19,18 +20,24 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import sansio
+from bot.handlers import router as default_router
 from bot.queue import TaskQueue
+from bot.routing import Router
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 
 def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str = "",
-               dry_run: bool = False, bot_logins: frozenset[str] = frozenset()) -> Flask:
+               dry_run: bool = False, bot_logins: frozenset[str] = frozenset(),
+               router: Router | None = None) -> Flask:
     """Build the web app. ``queue`` None stores deliveries without enqueueing (they are picked
-    up by :meth:`TaskQueue.recover`), which tests use to look at the web side alone."""
+    up by :meth:`TaskQueue.recover`), which tests use to look at the web side alone.
+    ``router`` decides which deliveries are queued (default: :data:`bot.handlers.router`);
+    the worker must use the same one."""
     if not secret:
         raise ValueError("a webhook secret is required")
+    router = router or default_router
     app = Flask("issue_labeler_bot")
     # werkzeug refuses to read a larger body (413) before we hash anything
     app.config["MAX_CONTENT_LENGTH"] = sansio.MAX_BODY_BYTES
@@ -50,8 +57,9 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         except sansio.WebhookError as exc:
             log.info("rejected delivery %s: %s", request.headers.get("X-GitHub-Delivery"), exc.message)
             return error(exc.status, exc.message)
-        route = sansio.route(delivery, bot_logins)
-        final = route.kind in (sansio.PING, sansio.IGNORE)
+        ping = delivery.event == "ping"  # the webhook's handshake, not an event for a handler
+        route = router.route(delivery, bot_logins)
+        final = ping or not route.handled
         payload_json = body.decode("utf-8")
         new = store.add_delivery(delivery.delivery_id, delivery.event, payload_json, action=delivery.action,
                                  repo=delivery.repo, issue_number=delivery.issue_number,
@@ -60,7 +68,7 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         if not new:
             return jsonify({"status": "duplicate", "delivery": delivery.delivery_id,
                             "detail": "already received; not processed again"}), 200
-        if route.kind == sansio.PING:
+        if ping:
             return jsonify({"status": "pong", "zen": delivery.payload.get("zen")}), 200
         if final:
             return jsonify({"status": "ignored", "reason": route.reason}), 200
@@ -89,14 +97,13 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
 def create_app_from_env():
     """For gunicorn/waitress: ``gunicorn 'bot.app:create_app_from_env()'``. Reads the
     environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
-    from bot.predictor import BundlePredictor
-    from bot.queue import TaskQueue, make_huey
+    from bot.predictor import describe_model
+    from bot.queue import make_huey
     from bot.settings import Settings, build_worker
 
     settings = Settings.from_env()
     secret = settings.require_secret()
     store = Store(settings.database_url)
     queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
-    model = BundlePredictor(settings.bundle, settings.models_dir).describe()
-    return create_app(secret=secret, store=store, queue=queue, model=model, dry_run=settings.dry_run,
+    return create_app(secret=secret, store=store, queue=queue, model=describe_model(settings.bundle), dry_run=settings.dry_run,
                       bot_logins=settings.bot_logins)

@@ -1,6 +1,7 @@
 """The ``issue-labeler`` console script: the labeler's commands (``labeler.cli``) plus the
 bot's own (``serve``, ``send-example``, ``export-corrections``). Lives in ``bot`` so that the
-dependency runs one way: bot -> labeler, never back."""
+dependency runs one way: bot -> labeler, never back (through :mod:`bot.predictor`, like
+every bot module)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import Optional
 
 import typer
 
-from labeler.cli import app
+from bot.predictor import labeler_cli
+
+app = labeler_cli()
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -72,7 +75,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     from werkzeug.serving import make_server
 
     from bot.app import create_app
-    from bot.predictor import BundlePredictor, PredictorUnavailable
+    from bot.predictor import PredictorUnavailable
     from bot.queue import TaskQueue, make_huey
     from bot.settings import Settings, SettingsError, build_worker
 
@@ -96,7 +99,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     # at startup this process is the only worker of this queue: whatever was 'processing' was
     # a task of a previous run that died. (The periodic recovery keeps the 10-minute lease.)
     queue.recover(stale_after=0, store=worker.store)
-    model = BundlePredictor(settings.bundle, settings.models_dir).describe()
+    model = worker.predictor.describe()
     web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,
                      bot_logins=settings.bot_logins)
     server = make_server(host, port, web, threaded=True)

@@ -2,11 +2,12 @@
 
 Example (every key optional; these are the defaults unless noted)::
 
-    mode: apply              # apply | suggest | off
+    mode: apply              # apply | suggest | apply-and-suggest | off (see below)
+    precision: 0.9           # how sure the model must be to apply a label, 0.5 .. 1.0
     allow: []                # labels the bot may apply; empty = every repository label
     deny: [duplicate, invalid, wontfix]
     aliases: {}              # model label -> repository label, e.g. {feature: enhancement}
-    threshold: null          # a score >= threshold chooses a label (null: the model's own rule)
+    threshold: null          # a score >= threshold applies a label (null: the model decides)
     thresholds: {}           # per label, e.g. {bug: 0.8}; overrides threshold for that label
     max_labels: 2            # the bot adds at most this many labels to one issue
     delay: 0                 # seconds to wait before labelling, so humans can go first
@@ -15,6 +16,21 @@ Example (every key optional; these are the defaults unless noted)::
     skip_if_labelled: true   # leave issues a human already labelled alone
     pull_requests: false     # also label pull requests (pull_request events)
     model: null              # a bundle name under ISSUE_LABELER_MODELS_DIR (null: the default)
+
+The model (``Bundle.classify``) decides each label for the repository's ``precision``:
+``apply`` when it is sure enough that such a call is right at least that often (judged on
+the bundle's validation issues), ``suggest`` when the label is worth showing a person (a
+label that cannot reach that precision is at most a suggestion), ``below`` otherwise. Of
+labels in one exclusive group, at most one is not ``below``. The modes:
+
+* ``apply``: add the labels decided ``apply``; suggest nothing;
+* ``suggest``: add nothing; suggest every label not ``below`` in one comment, with scores;
+* ``apply-and-suggest``: add the ``apply`` labels and suggest the ``suggest`` ones;
+* ``off``: do nothing.
+
+``threshold``/``thresholds`` replace the model's decisions: a label scoring at least its
+threshold is ``apply``, every other one ``below`` (``precision`` is then not used).
+``max_labels`` bounds the labels added and, separately, the labels suggested.
 
 Validation is pydantic (unknown keys are errors, so a typo is reported rather than silently
 ignored). :func:`parse_config` never raises: it returns ``(config, None)`` or
@@ -39,7 +55,8 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["apply", "suggest", "off"] = "apply"
+    mode: Literal["apply", "suggest", "apply-and-suggest", "off"] = "apply"
+    precision: float = Field(default=0.9, ge=0.5, le=1.0)
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=lambda: ["duplicate", "invalid", "wontfix"])
     aliases: dict[str, str] = Field(default_factory=dict)

@@ -3,7 +3,8 @@
     huey_consumer bot.huey_app.huey -w 2 -k thread
 
 It reads the same environment variables as the web app (bot.settings) and re-enqueues
-unfinished deliveries when it starts."""
+unfinished deliveries when it starts. The worker (and its model) is built by the first task
+that needs it, once for all threads (:class:`bot.queue.TaskQueue`)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,8 @@ from bot.settings import Settings, build_worker
 settings = Settings.from_env()
 huey = make_huey(settings.queue_url)
 queue = TaskQueue(huey, lambda: build_worker(settings))
-_recovered = False
 
 
 @huey.on_startup()
 def _recover_once() -> None:
-    global _recovered
-    if not _recovered:  # on_startup runs once per worker thread
-        _recovered = True
-        queue.recover()
+    queue.recover_once()  # on_startup runs in every worker thread; the recovery runs once

@@ -1,4 +1,5 @@
-"""The bot's only door into ``labeler``: load a bundle, score an issue, ask for neighbours.
+"""The bot's only door into ``labeler``: load a bundle, score an issue, ask for neighbours
+(and the issue text and the command line, see below).
 
 Which model answers for a repository:
 
@@ -8,10 +9,17 @@ Which model answers for a repository:
 2. else the default bundle (``ISSUE_LABELER_BUNDLE``);
 3. else, with no trained bundle at all, the zero-shot strategy on the repository's own label
    names and descriptions (``Bundle.train("zero_shot", [], [], labels=..., descriptions=...)``),
-   built once per label set and cached. A fresh install labels from the first issue.
+   built once per label set and cached. A fresh install scores from the first issue (with
+   no validation data behind it, its labels are suggestions: see ``precision`` in
+   :mod:`bot.config`).
 
 Everything that touches ``labeler`` is in this file, so the ML side can change freely
-behind :class:`Predictor`.
+behind :class:`Predictor`. That includes :func:`issue_text`, the one function that turns an
+issue's title and body into the text a model sees: training (``labeler.data``), the worker
+(:mod:`bot.sansio`) and ``export-corrections`` (:mod:`bot.store`) all call it, so the bot
+scores exactly the text the model was trained on; and :func:`labeler_cli`, the command line
+:mod:`bot.cli` extends. ``tests/bot/test_layers.py`` checks that no other bot module
+imports ``labeler``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from labeler.data import issue_text  # the one text builder, for training and serving alike
+
+__all__ = ["APPLY", "BELOW", "SUGGEST", "BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable",
+           "Scored", "describe_model", "issue_text", "labeler_cli"]
+
 log = logging.getLogger(__name__)
 
 FALLBACK_STRATEGY = "zero_shot"
@@ -32,22 +45,51 @@ class PredictorUnavailable(Exception):
     """No model can score this issue (bad bundle, or no bundle and no zero-shot strategy)."""
 
 
+#: the model's decision for one label (``labeler``'s ``LabelCall.decision``)
+APPLY, SUGGEST, BELOW = "apply", "suggest", "below"
+
+
 @dataclass
 class Scored:
-    """The model's view of one issue: a score per model label, the labels its own decision
-    rule chose (best first), which model it was, and similar issues when it knows them."""
+    """The model's view of one issue: a score per model label; its decision per label
+    (:data:`APPLY` when it is confident enough for the precision asked, :data:`SUGGEST` when
+    it is worth showing a person, :data:`BELOW` otherwise); the labels decided
+    :data:`APPLY`, best first (``chosen``); which model it was; and similar issues when it
+    knows them. Without ``decisions``, the ``chosen`` labels are APPLY and the rest BELOW."""
 
     scores: dict[str, float]
     chosen: list[str]
     model: str
     neighbours: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.decisions:
+            chosen = set(self.chosen)
+            self.decisions = {l: APPLY if l in chosen else BELOW for l in self.scores}
+            self.decisions.update({l: APPLY for l in chosen})
 
 
 class Predictor(Protocol):
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
-              neighbours: bool = False) -> Scored: ...
+              precision: float | None = None, neighbours: bool = False) -> Scored: ...
 
     def describe(self) -> str: ...
+
+
+def labeler_cli():
+    """labeler's command line (a typer app): :mod:`bot.cli` adds the bot's commands to it, so
+    ``issue-labeler`` is one command for both."""
+    from labeler.cli import app
+
+    return app
+
+
+def describe_model(bundle_path: str | Path | None, fallback_strategy: str = FALLBACK_STRATEGY) -> str:
+    """What answers by default, in words (``/healthz``, ``serve``), without loading anything."""
+    if bundle_path:
+        return f"bundle {bundle_path}"
+    return f"{fallback_strategy} on each repository's labels (no trained bundle configured)"
 
 
 class BundlePredictor:
@@ -63,9 +105,7 @@ class BundlePredictor:
         self._bundles: OrderedDict[Any, tuple[Any, str]] = OrderedDict()
 
     def describe(self) -> str:
-        if self.bundle_path:
-            return f"bundle {self.bundle_path}"
-        return f"{self.fallback_strategy} on each repository's labels (no trained bundle configured)"
+        return describe_model(self.bundle_path, self.fallback_strategy)
 
     def check(self) -> str | None:
         """Fail fast at startup: load the default bundle (raises :class:`PredictorUnavailable`
@@ -135,16 +175,17 @@ class BundlePredictor:
         return self._cached(key, build)
 
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
-              neighbours: bool = False) -> Scored:
+              precision: float | None = None, neighbours: bool = False) -> Scored:
+        """Score ``text`` and let the bundle decide each label (``Bundle.classify``) for the
+        ``precision`` asked (None: the bundle's own target)."""
         bundle, name = self._bundle_for(repo_labels, model)
-        proba = bundle.predict_proba([text])
-        picked = bundle.decision.decide(proba, bundle.labels)[0]  # the bundle's own rule, no second pass
-        proba = proba[0]
-        chosen = sorted((l for l, c in zip(bundle.labels, picked) if c), key=lambda l: -proba[bundle.labels.index(l)])
+        calls = bundle.classify([text], precision=precision)[0]  # every label, best first
         found: list[dict[str, Any]] = []
         if neighbours:
             try:
                 found = [n.to_dict() for n in bundle.explain(text).neighbours]
             except Exception:  # an explanation is a nicety, never a failure
                 log.exception("explain() failed")
-        return Scored({l: float(s) for l, s in zip(bundle.labels, proba)}, chosen, name, found)
+        return Scored({c.label: float(c.score) for c in calls}, [c.label for c in calls if c.decision == APPLY],
+                      name, found, decisions={c.label: c.decision for c in calls})
+

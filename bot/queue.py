@@ -17,6 +17,7 @@ store is the source of truth, the queue only says "look at this one now":
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +28,7 @@ from bot.worker import Outcome, Worker
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_URL = "sqlite:///issue-labeler-queue.sqlite3"
-
-
-def make_huey(url: str = DEFAULT_QUEUE_URL, name: str = "issue-labeler") -> Huey:
+def make_huey(url: str, name: str = "issue-labeler") -> Huey:
     """``sqlite:///path`` (or a plain path) -> SqliteHuey; ``redis://...`` -> RedisHuey (needs
     the ``redis`` package)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -44,13 +42,17 @@ def make_huey(url: str = DEFAULT_QUEUE_URL, name: str = "issue-labeler") -> Huey
 
 class TaskQueue:
     """Registers the bot's tasks on a huey instance. ``worker_factory`` builds the
-    :class:`Worker` on first use, inside the process that runs tasks."""
+    :class:`Worker` on first use, inside the process that runs tasks; huey's thread workers
+    (``-k thread -w N``) share it, so it is built once under a lock, and
+    :meth:`recover_once` (huey's ``on_startup`` runs in every worker thread) recovers once."""
 
     def __init__(self, huey: Huey, worker_factory: Callable[[], Worker], *, recover_every_minutes: int = 5,
                  stale_after: float = 600.0):
         self.huey = huey
         self._worker_factory = worker_factory
         self._worker: Worker | None = None
+        self._lock = threading.Lock()
+        self._recovered = False
         self.stale_after = stale_after
 
         @huey.task(name="bot.process_delivery")
@@ -69,9 +71,13 @@ class TaskQueue:
 
     @property
     def worker(self) -> Worker:
-        if self._worker is None:
-            self._worker = self._worker_factory()
-        return self._worker
+        worker = self._worker
+        if worker is None:
+            with self._lock:  # two threads' first tasks must not build two workers (two models)
+                if self._worker is None:
+                    self._worker = self._worker_factory()
+                worker = self._worker
+        return worker
 
     def enqueue(self, delivery_id: str, delay: float | None = None) -> None:
         if delay:
@@ -93,35 +99,11 @@ class TaskQueue:
             log.info("re-enqueued %d unfinished deliveries", len(unfinished))
         return len(unfinished)
 
-    def run_pending(self, limit: int = 10_000) -> list[str]:
-        """Run the tasks that are due, in this thread, without a consumer (tests, scripts,
-        and the 'restart' test: a fresh TaskQueue on the same SQLite file). Tasks scheduled
-        for later are moved to huey's schedule, not run; returns the statuses."""
-        statuses = []
-        for _ in range(limit):
-            task = self.huey.dequeue()
-            if task is None:
-                break
-            value = self.huey.execute(task)
-            if value is not None:
-                statuses.append(value)
-        return statuses
-
-    def run_scheduled(self, limit: int = 10_000) -> list[str]:
-        """Move every scheduled task (whatever its time) to the queue and run it: lets tests
-        walk through retries without waiting for the backoff."""
-        statuses = []
-        data = self.huey.storage.read_schedule(self._far_future())
-        for raw in data:
-            task = self.huey.deserialize_task(raw)
-            task.eta = None
-            value = self.huey.execute(task)
-            if value is not None:
-                statuses.append(value)
-        return statuses
-
-    @staticmethod
-    def _far_future():
-        import datetime
-
-        return datetime.datetime(9999, 1, 1)
+    def recover_once(self) -> int | None:
+        """:meth:`recover` the first time it is called on this queue, from whichever thread;
+        None on every later call."""
+        with self._lock:
+            if self._recovered:
+                return None
+            self._recovered = True
+        return self.recover()

@@ -3,7 +3,8 @@
 Everything here is plain Python on bytes, dicts and dataclasses: no Flask, no network, no
 database. The Flask app (:mod:`bot.app`) is a thin adapter that feeds a request's headers
 and raw body to :func:`parse_delivery` and turns :class:`WebhookError` into an HTTP status;
-the worker (:mod:`bot.worker`) asks :func:`route` what a stored delivery means.
+which handler answers a delivery is decided by :mod:`bot.routing` (the handlers are in
+:mod:`bot.handlers`), also without I/O.
 
 Why not gidgethub itself: it is asyncio-oriented and its ``Event.from_http`` does not
 distinguish "missing" from "wrong" signatures or cap the body size, and the verification is
@@ -18,12 +19,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bot.predictor import issue_text as _issue_text
+
 #: GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
 MAX_BODY_BYTES = 25 * 1024 * 1024
-
-#: ``issues`` actions that may lead to labelling.
-LABELLING_ACTIONS = frozenset({"opened", "reopened", "edited"})
-
 
 class WebhookError(Exception):
     """A delivery we refuse; ``status`` is the HTTP status to answer with."""
@@ -73,6 +72,7 @@ class Delivery:
     event: str
     payload: dict[str, Any]
     body: bytes = field(repr=False, default=b"")
+    received_at: float | None = None  # set by the worker from the store (the web app: now)
 
     @property
     def action(self) -> str | None:
@@ -141,22 +141,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str | bytes)
     return Delivery(delivery_id=delivery_id, event=event, payload=payload, body=body)
 
 
-# -- routing: what a delivery means for the bot --------------------------------------------
-
-#: route kinds
-LABEL = "label"                  # predict and (maybe) label the issue
-HUMAN_REMOVED = "human_removed"  # a label was removed: never put it back
-HUMAN_ADDED = "human_added"      # a label was added by someone else than the bot
-INSTALLATION = "installation"    # which repositories are served
-PING = "ping"
-IGNORE = "ignore"
-
-
-@dataclass
-class Route:
-    kind: str
-    reason: str = ""
-
+# -- reading payloads -----------------------------------------------------------------------
 
 def is_bot_user(user: Any, bot_logins: frozenset[str] | set[str] = frozenset()) -> bool:
     """True for GitHub Apps/bots (``type: Bot`` or a ``[bot]`` login) and our own logins."""
@@ -166,44 +151,16 @@ def is_bot_user(user: Any, bot_logins: frozenset[str] | set[str] = frozenset()) 
     return user.get("type") == "Bot" or login.endswith("[bot]") or login.lower() in {b.lower() for b in bot_logins}
 
 
-def route(delivery: Delivery, bot_logins: frozenset[str] | set[str] = frozenset()) -> Route:
-    """Decide what a delivery asks of the bot, from the payload alone.
-
-    Decisions that need the store or the repository's config (has the bot already labelled
-    this issue? are pull requests enabled?) are taken later by the worker; this function
-    only narrows the event down. It never raises on an odd payload: anything it does not
-    understand is ``IGNORE`` with a reason."""
-    event, action, p = delivery.event, delivery.action, delivery.payload
-    if event == "ping":
-        return Route(PING, "ping")
-    if event in ("installation", "installation_repositories"):
-        return Route(INSTALLATION, f"{event}.{action}")
-    if event not in ("issues", "pull_request"):
-        return Route(IGNORE, f"event {event!r} is not handled")
-    if delivery.repo is None or delivery.issue_number is None:
-        return Route(IGNORE, f"{event}.{action} without a repository or issue number")
-    if action in ("opened", "reopened"):
-        return Route(LABEL, f"{event}.{action}")
-    if action == "edited":
-        changes = p.get("changes") if isinstance(p.get("changes"), dict) else {}
-        if "title" in changes or "body" in changes:
-            return Route(LABEL, f"{event}.edited (title or body changed)")
-        return Route(IGNORE, f"{event}.edited without a title or body change")
-    if action in ("labeled", "unlabeled"):
-        label = p.get("label")
-        if not isinstance(label, dict) or not isinstance(label.get("name"), str):
-            return Route(IGNORE, f"{event}.{action} without a label")
-        if is_bot_user(p.get("sender"), bot_logins):
-            return Route(IGNORE, f"{event}.{action} by a bot")
-        return Route(HUMAN_ADDED if action == "labeled" else HUMAN_REMOVED, f"{event}.{action}")
-    return Route(IGNORE, f"{event}.{action} is not handled")
+def issue_title_body(issue: Mapping[str, Any]) -> tuple[str, str]:
+    """The issue's title and body as strings (a null one is empty), as ``labeler.data``
+    reads a REST issue object."""
+    return str(issue.get("title") or ""), str(issue.get("body") or "")
 
 
 def issue_text(issue: Mapping[str, Any]) -> str:
-    """Title and body as one text (a null body is an empty one)."""
-    title = issue.get("title") or ""
-    body = issue.get("body") or ""
-    return f"{title}\n\n{body}".strip() if body else str(title)
+    """The text the model scores for a payload's issue: :func:`bot.predictor.issue_text`
+    (``labeler.data.issue_text``, the function training uses) on its title and body."""
+    return _issue_text(*issue_title_body(issue))
 
 
 def label_names(issue: Mapping[str, Any]) -> list[str]:

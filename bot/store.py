@@ -14,7 +14,8 @@ Tables, and who writes them:
 ``human_label_events`` labels people added or removed, ``after_bot`` when the bot had acted:
                        removals are never undone; after-bot events are the corrections that
                        ``issue-labeler export-corrections`` writes for retraining.
-``served_repos``       repositories a GitHub App installation serves.
+``served_repos``       repositories a GitHub App installation serves (for operators: the bot
+                       itself does not read it).
 
 Delivery status: ``queued`` -> ``processing`` -> ``done`` | ``ignored`` | ``skipped`` |
 ``failed``, or back to ``retry`` (waiting for a backoff) or ``queued`` (waiting for a
@@ -34,6 +35,8 @@ from sqlalchemy import (Boolean, Float, Integer, String, Text, UniqueConstraint,
                         func, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from bot.predictor import issue_text
 
 DEFAULT_DATABASE_URL = "sqlite:///issue-labeler.sqlite3"
 FINAL = ("done", "ignored", "skipped", "failed")
@@ -339,10 +342,6 @@ class Store:
             s.execute(update(ServedRepoRow).where(ServedRepoRow.installation_id == installation_id)
                       .values(active=False, updated_at=self.clock()))
 
-    def served_repos(self) -> list[str]:
-        with self.session() as s:
-            return sorted(s.execute(select(ServedRepoRow.repo).where(ServedRepoRow.active.is_(True))).scalars())
-
     # -- export for retraining -------------------------------------------------------------
     def corrections(self) -> Iterator[dict[str, Any]]:
         """One row per issue a human relabelled after the bot acted: the issue text, what the
@@ -364,7 +363,7 @@ class Store:
                 yield {
                     "repo": repo, "number": number,
                     "title": last.title, "body": last.body,
-                    "text": (f"{last.title}\n\n{last.body}".strip() if last.body else last.title),
+                    "text": issue_text(last.title, last.body),
                     "labels": json.loads(last.labels_after),
                     "bot_applied": applied,
                     "bot_predicted": json.loads(pred.decision) if pred else None,

@@ -8,33 +8,38 @@ see :mod:`bot.queue`), and after ``max_attempts`` the delivery is ``failed`` wit
 recorded. Anything unexpected is logged and treated the same way, so no payload can crash
 the worker.
 
-The labelling flow for ``issues`` opened / reopened / edited (and ``pull_request`` when the
-repo config enables it):
+:meth:`_handle` asks the router which handler answers the delivery (one function per event
+and action, in :mod:`bot.handlers`) and calls it with this worker. The labelling handlers
+call :meth:`Worker.label`, which gathers facts, lets :mod:`bot.policy` decide and carries
+the decision out; it decides nothing itself:
 
-1. read the repository's labels and ``.github/issue-labeler.yml`` (cached for a minute;
-   invalid: skip, logged);
-2. skip bots / listed authors, mode ``off``, edits after the bot already labelled;
-3. wait out the config's ``delay`` (re-queued without counting as an attempt), then re-read
-   the issue so labels humans added meanwhile are seen;
-4. score the text (:mod:`bot.predictor`), apply the policy (:mod:`bot.policy`);
-5. ``apply``: add the labels in one call; ``suggest``: create or edit the one comment;
-6. record the prediction, the labels and the comment (:mod:`bot.store`).
+1. facts from the payload and the store (:class:`bot.policy.IssueFacts`); the policy's
+   :func:`~bot.policy.triage` may stop here (an edit after the bot labelled);
+2. the repository's labels and ``.github/issue-labeler.yml`` (cached for a minute; an
+   invalid file: skipped, logged);
+3. :func:`~bot.policy.plan`: stop, wait out the ``delay`` (re-queued without counting as an
+   attempt; then the issue is read again and the policy asked again), a decision without
+   the model, or score;
+4. score the text with the labels the plan allows (:mod:`bot.predictor`), then
+   :func:`~bot.policy.decide`;
+5. carry it out: record the prediction, add the labels in one call, create or edit the one
+   suggestion comment, record the labels and the comment (:mod:`bot.store`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import sansio
-from bot.config import RepoConfig, parse_config
+from bot import policy, sansio
+from bot.config import parse_config
 from bot.github import COMMENT_MARKER, GitHubClient, PermanentGitHubError, TransientGitHubError
-from bot.policy import LabelDecision, decide
-from bot.predictor import Predictor, PredictorUnavailable
+from bot.handlers import router as default_router
+from bot.predictor import Predictor, PredictorUnavailable, Scored
+from bot.routing import Router
 from bot.store import Claimed, Store
 
 log = logging.getLogger(__name__)
@@ -60,8 +65,10 @@ class Worker:
     def __init__(self, store: Store, github: GitHubClient, predictor: Predictor, *,
                  bot_logins: set[str] | frozenset[str] = frozenset(), max_attempts: int = 5,
                  backoff_base: float = 2.0, backoff_cap: float = 3600.0,
-                 default_config_text: str | None = None, repo_cache_seconds: float = 60.0, clock=time.time):
+                 default_config_text: str | None = None, repo_cache_seconds: float = 60.0, clock=time.time,
+                 router: Router | None = None):
         self.store = store
+        self.router = router or default_router
         self.github = github
         self.predictor = predictor
         self.bot_logins = frozenset(bot_logins)
@@ -129,159 +136,99 @@ class Worker:
 
     # -- dispatch -------------------------------------------------------------------------
     def _handle(self, claimed: Claimed) -> tuple[str, dict[str, Any]]:
-        delivery = sansio.Delivery(claimed.delivery_id, claimed.event, claimed.payload)
-        r = sansio.route(delivery, self.bot_logins)
-        if r.kind == sansio.LABEL:
-            return self._label(delivery, claimed)
-        if r.kind in (sansio.HUMAN_ADDED, sansio.HUMAN_REMOVED):
-            return self._human_label(delivery, r.kind)
-        if r.kind == sansio.INSTALLATION:
-            return self._installation(delivery)
-        return "ignored", {"reason": r.reason}
+        delivery = sansio.Delivery(claimed.delivery_id, claimed.event, claimed.payload,
+                                   received_at=claimed.received_at)
+        route = self.router.route(delivery, self.bot_logins)
+        if route.handler is None:
+            return "ignored", {"reason": route.reason}
+        return route.handler(self, delivery)
 
-    # -- installations --------------------------------------------------------------------
-    def _installation(self, d: sansio.Delivery) -> tuple[str, dict[str, Any]]:
-        p = d.payload
-        inst = p.get("installation") if isinstance(p.get("installation"), dict) else {}
-        inst_id = inst.get("id") if isinstance(inst.get("id"), int) else None
-
-        def names(key: str) -> list[str]:
-            items = p.get(key) or []
-            return [r["full_name"] for r in items if isinstance(r, dict) and isinstance(r.get("full_name"), str)]
-
-        action = d.action
-        if d.event == "installation":
-            if action in ("deleted", "suspend"):
-                if inst_id is not None:
-                    self.store.deactivate_installation(inst_id)
-                return "done", {"installation": inst_id, "served": "none"}
-            if action in ("created", "unsuspend", "new_permissions_accepted"):
-                repos = names("repositories")
-                self.store.set_served(repos, inst_id, True)
-                return "done", {"installation": inst_id, "added": repos}
-        elif d.event == "installation_repositories":
-            added, removed = names("repositories_added"), names("repositories_removed")
-            self.store.set_served(added, inst_id, True)
-            self.store.set_served(removed, inst_id, False)
-            return "done", {"installation": inst_id, "added": added, "removed": removed}
-        return "ignored", {"reason": f"{d.event}.{action} is not handled"}
-
-    # -- human label changes --------------------------------------------------------------
-    def _human_label(self, d: sansio.Delivery, kind: str) -> tuple[str, dict[str, Any]]:
-        repo, number, issue = d.repo, d.issue_number, d.issue or {}
-        label = d.payload["label"]["name"]
-        if kind == sansio.HUMAN_ADDED and label in self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
-            # With a personal token GitHub reports the bot's own labels as added by that user.
-            return "ignored", {"reason": f"{label!r} was added by the bot"}
-        sender = d.payload.get("sender") if isinstance(d.payload.get("sender"), dict) else {}
-        after_bot = self.store.bot_acted(repo, number, dry_run=self.github.dry_run)
-        self.store.record_human_label(
-            delivery_id=d.delivery_id, repo=repo, issue_number=number, label=label,
-            action="added" if kind == sansio.HUMAN_ADDED else "removed", actor=sender.get("login"),
-            after_bot=after_bot, title=str(issue.get("title") or ""), body=str(issue.get("body") or ""),
-            labels_after=sansio.label_names(issue))
-        what = "correction" if after_bot else "human label change"
-        return "done", {"recorded": what, "label": label, "action": kind}
-
-    # -- labelling ------------------------------------------------------------------------
-    def _label(self, d: sansio.Delivery, claimed: Claimed) -> tuple[str, dict[str, Any]]:
+    # -- labelling: gather the facts, ask the policy, carry the decision out ---------------
+    def label(self, d: sansio.Delivery) -> tuple[str, dict[str, Any]]:
+        """Label the issue of an ``issues`` (or ``pull_request``) delivery; see the module docstring."""
         repo, number, inst = d.repo, d.issue_number, d.installation_id
         issue = d.issue or {}
-        if d.action == "edited" and self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
-            return "ignored", {"reason": "edited after the bot labelled it"}
-        if d.action == "opened" and self.store.bot_labels(repo, number, dry_run=self.github.dry_run):
-            return "ignored", {"reason": "the bot already labelled this issue"}
-        if d.event == "issues" and isinstance(issue.get("pull_request"), dict):
-            is_pr = True
-        else:
-            is_pr = d.event == "pull_request"
+        facts = self._facts(d, issue)
+        stop = policy.triage(facts)
+        if stop is not None:
+            return stop.status, {"reason": stop.reason}
 
         repo_labels, config_text = self.repo_state(repo, inst)
-        if config_text is None:
-            config_text = self.default_config_text
-        config, error = parse_config(config_text)
+        config, error = parse_config(config_text if config_text is not None else self.default_config_text)
         if config is None:
             log.warning("%s: %s; not labelling #%s", repo, error, number)
             return "skipped", {"reason": error}
-        if config.mode == "off":
-            return "skipped", {"reason": "mode is off"}
-        if is_pr and not config.pull_requests:
-            return "ignored", {"reason": "pull requests are not labelled (pull_requests: false)"}
-        author = issue.get("user") if isinstance(issue.get("user"), dict) else {}
-        login = str(author.get("login") or "")
-        if config.skip_bots and sansio.is_bot_user(author, self.bot_logins):
-            return "skipped", {"reason": f"author {login} is a bot"}
-        if login.lower() in {a.lower() for a in config.skip_authors}:
-            return "skipped", {"reason": f"author {login} is in skip_authors"}
-
+        facts.repo_labels = repo_labels
         warnings = [f"config names label {l!r}, which {repo} does not have; ignored"
                     for l in config.unknown_labels(repo_labels)]
         for w in warnings:
             log.warning(w)
 
-        if config.delay > 0:
-            due = claimed.received_at + config.delay
-            if self.clock() < due:
-                raise _Defer(due - self.clock())
+        plan = policy.plan(facts, config, now=self.clock())
+        if plan.kind == policy.WAIT:
+            raise _Defer(plan.wait)
+        if plan.kind == policy.REFRESH:
             fresh = self.github.issue(repo, number, inst)
-            if fresh is not None:
-                issue = {**issue, **fresh}
+            issue = {**issue, **fresh} if fresh is not None else issue
+            facts = self._facts(d, issue, repo_labels, refreshed=True)
+            plan = policy.plan(facts, config, now=self.clock())
+        if plan.kind == policy.STOP:
+            return plan.status, {"reason": plan.reason}
 
-        decision, scored = self._decide(repo, number, issue, config, repo_labels)
-        seconds = self.clock() - claimed.received_at
-        dry = self.github.dry_run
-        self.store.record_prediction(
-            delivery_id=d.delivery_id, repo=repo, issue_number=number, title=str(issue.get("title") or ""),
-            body=str(issue.get("body") or ""), model=scored.model if scored else "",
-            scores=scored.scores if scored else {}, chosen=scored.chosen if scored else [],
-            decision=_decision_dict(decision), dry_run=dry, seconds=seconds)
-
-        applied: list[str] = []
-        if decision.apply:
-            already = set(self.store.bot_labels(repo, number, dry_run=self.github.dry_run))
-            to_add = [(l, s) for l, s in decision.apply if l not in already]
-            if to_add:
-                # GitHub first, then the record: if we crash in between, the retry adds the
-                # same labels again, which GitHub treats as a no-op.
-                self.github.add_labels(repo, number, [l for l, _ in to_add], inst)
-                applied = self.store.record_applied(repo, number, to_add, delivery_id=d.delivery_id, dry_run=dry)
-        commented = False
-        if decision.suggest:
-            body = render_comment(decision.suggest, scored.neighbours if scored else [], scored.model if scored else "")
-            existing = self.store.comment(repo, number)
-            if existing is None or existing["body"] != body:
-                cid = self.github.upsert_comment(repo, number, existing["comment_id"] if existing else None, body, inst)
-                self.store.save_comment(repo, number, cid, body, dry_run=dry)
-                commented = True
-        result = {"decision": _decision_dict(decision), "applied": applied, "commented": commented,
-                  "dry_run": dry, "model": scored.model if scored else None, "seconds": round(seconds, 3)}
+        scored: Scored | None = None
+        if plan.kind == policy.SCORE:
+            scored = self.predictor.score(sansio.issue_text(issue), plan.model_labels, model=config.model,
+                                          precision=plan.precision, neighbours=plan.neighbours)
+            decision = policy.decide(facts, config, scored)
+        else:
+            decision = plan.decision or policy.LabelDecision(reason=plan.reason)
+        result = self._carry_out(d, issue, decision, scored)
         if warnings:
             result["warnings"] = warnings
         return "done", result
 
-    def _decide(self, repo: str, number: int, issue: dict, config: RepoConfig,
-                repo_labels: dict[str, str | None]):
-        current = sansio.label_names(issue)
-        applied_by_bot = self.store.bot_labels(repo, number, dry_run=self.github.dry_run)
-        human = {l.lower() for l in current} - {l.lower() for l in applied_by_bot}
-        if config.skip_if_labelled and human:
-            return LabelDecision(reason="a human already labelled this issue"), None
-        # the labels the model may choose from (used by the zero-shot fallback)
-        allow = {l.lower() for l in config.allow}
-        deny = {l.lower() for l in config.deny}
-        candidates = {l: desc for l, desc in repo_labels.items()
-                      if (not allow or l.lower() in allow) and l.lower() not in deny}
-        scored = self.predictor.score(sansio.issue_text(issue), candidates or repo_labels, model=config.model,
-                                      neighbours=config.mode == "suggest")
-        decision = decide(scores=scored.scores, chosen=scored.chosen, config=config, repo_labels=repo_labels,
-                          current_labels=current, removed_by_human=self.store.removed_labels(repo, number),
-                          applied_by_bot=applied_by_bot)
-        return decision, scored
+    def _facts(self, d: sansio.Delivery, issue: dict[str, Any], repo_labels: dict[str, str | None] | None = None,
+               *, refreshed: bool = False) -> policy.IssueFacts:
+        """What the policy needs to know about the issue: the payload's (or re-read) issue,
+        and what the store remembers about it."""
+        repo, number = d.repo, d.issue_number
+        author = issue.get("user") if isinstance(issue.get("user"), dict) else {}
+        is_pr = d.event == "pull_request" or isinstance(issue.get("pull_request"), dict)
+        return policy.IssueFacts(
+            action=d.action, is_pull_request=is_pr, author=str(author.get("login") or ""),
+            author_is_bot=sansio.is_bot_user(author, self.bot_logins), labels=sansio.label_names(issue),
+            applied_by_bot=self.store.bot_labels(repo, number, dry_run=self.github.dry_run),
+            removed_by_human=self.store.removed_labels(repo, number), repo_labels=repo_labels or {},
+            received_at=d.received_at if d.received_at is not None else self.clock(), refreshed=refreshed)
 
-
-def _decision_dict(decision: LabelDecision) -> dict[str, Any]:
-    return {"apply": decision.apply, "suggest": decision.suggest, "skipped": decision.skipped,
-            "reason": decision.reason}
+    def _carry_out(self, d: sansio.Delivery, issue: dict[str, Any], decision: policy.LabelDecision,
+                   scored: Scored | None) -> dict[str, Any]:
+        """Record the prediction, add the labels in one call, write the one comment."""
+        repo, number, inst = d.repo, d.issue_number, d.installation_id
+        dry = self.github.dry_run
+        seconds = self.clock() - (d.received_at if d.received_at is not None else self.clock())
+        title, body = sansio.issue_title_body(issue)
+        model = scored.model if scored else ""
+        self.store.record_prediction(
+            delivery_id=d.delivery_id, repo=repo, issue_number=number, title=title, body=body, model=model,
+            scores=scored.scores if scored else {}, chosen=scored.chosen if scored else [],
+            decision=decision.to_dict(), dry_run=dry, seconds=seconds)
+        applied: list[str] = []
+        if decision.apply:
+            # GitHub first, then the record: if we crash in between, the retry adds the same
+            # labels again, which GitHub treats as a no-op.
+            self.github.add_labels(repo, number, [l for l, _ in decision.apply], inst)
+            applied = self.store.record_applied(repo, number, decision.apply, delivery_id=d.delivery_id, dry_run=dry)
+        commented = False
+        if decision.suggest:
+            text = render_comment(decision.suggest, scored.neighbours if scored else [], model)
+            existing = self.store.comment(repo, number)
+            if existing is None or existing["body"] != text:  # the same suggestion again: no call
+                cid = self.github.upsert_comment(repo, number, existing["comment_id"] if existing else None, text, inst)
+                self.store.save_comment(repo, number, cid, text, dry_run=dry)
+                commented = True
+        return {"decision": decision.to_dict(), "applied": applied, "commented": commented, "dry_run": dry,
+                "model": scored.model if scored else None, "seconds": round(seconds, 3)}
 
 
 def render_comment(suggest: list[tuple[str, float]], neighbours: list[dict[str, Any]], model: str) -> str:

@@ -16,6 +16,7 @@ from bot.predictor import BundlePredictor
 from bot.sansio import sign
 from bot.store import Store
 from bot.worker import Worker
+from labeler.bundle import LabelCall
 from labeler.strategies import register
 from labeler.strategies.base import Strategy
 
@@ -58,6 +59,45 @@ class KeywordStrategy(Strategy):
 
     def _load(self, directory):
         pass
+
+
+class TieredBundle:
+    """A bundle with ``Bundle.classify``'s contract and fixed scores: a label is "apply" when
+    its score reaches the precision asked (the bundle's own target: 0.8), "suggest" from
+    ``suggest_at``, else "below". Remembers the precisions it was asked for."""
+
+    def __init__(self, scores: dict[str, float], suggest_at: float = 0.4):
+        self.scores = dict(scores)
+        self.labels = list(scores)
+        self.suggest_at = suggest_at
+        self.manifest = {"strategy": "tiered", "created": "today"}
+        self.asked: list[float | None] = []
+
+    def classify(self, texts, precision=None):
+        self.asked.append(precision)
+        target = 0.8 if precision is None else precision
+
+        def call(label, score):
+            decision = "apply" if score >= target else "suggest" if score >= self.suggest_at else "below"
+            return LabelCall(label, score, decision)
+
+        row = sorted((call(l, s) for l, s in self.scores.items()), key=lambda c: -c.score)
+        return [list(row) for _ in texts]
+
+    def explain(self, text):
+        from labeler.strategies import Explanation, Neighbour
+
+        return Explanation(scores=dict(self.scores), neighbours=[
+            Neighbour(id=12, number=12, title="An older crash", labels=["bug"], similarity=0.83)])
+
+
+def tiered_predictor(monkeypatch, tmp_path, scores: dict[str, float]) -> tuple[BundlePredictor, TieredBundle]:
+    """A BundlePredictor whose default bundle is a :class:`TieredBundle`."""
+    from labeler.bundle import Bundle
+
+    bundle = TieredBundle(scores)
+    monkeypatch.setattr(Bundle, "load", classmethod(lambda cls, path: bundle))
+    return BundlePredictor(tmp_path / "tiered"), bundle
 
 
 def issue_payload(action: str = "opened", *, number: int = 7, title: str = "App crash on start: a bug",
@@ -144,3 +184,33 @@ def deliver(store, worker, payload: dict, event: str = "issues", delivery_id: st
 
 def transient(delay: float = 1.0, status: int = 503) -> TransientGitHubError:
     return TransientGitHubError(f"HTTP {status}", status, delay)
+
+
+def run_pending(queue, limit: int = 10_000) -> list[str]:
+    """Run the queue's tasks that are due, in this thread, without a consumer (and the
+    'restart' tests: a fresh TaskQueue on the same SQLite file). Tasks scheduled for later
+    are moved to huey's schedule, not run; returns the statuses."""
+    statuses = []
+    for _ in range(limit):
+        task = queue.huey.dequeue()
+        if task is None:
+            break
+        value = queue.huey.execute(task)
+        if value is not None:
+            statuses.append(value)
+    return statuses
+
+
+def run_scheduled(queue) -> list[str]:
+    """Move every scheduled task (whatever its time) to the queue and run it: walks through
+    retries without waiting for the backoff."""
+    import datetime
+
+    statuses = []
+    for raw in queue.huey.storage.read_schedule(datetime.datetime(9999, 1, 1)):
+        task = queue.huey.deserialize_task(raw)
+        task.eta = None
+        value = queue.huey.execute(task)
+        if value is not None:
+            statuses.append(value)
+    return statuses

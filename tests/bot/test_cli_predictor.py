@@ -57,7 +57,7 @@ def test_export_corrections_jsonl(store, worker, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1
-    assert rows[0]["text"] == "a bug" and rows[0]["labels"] == ["question"]
+    assert rows[0]["text"] == "a bug\n\n" and rows[0]["labels"] == ["question"]
     assert rows[0]["removed"] == ["bug"] and rows[0]["added"] == ["question"] and rows[0]["bot_applied"] == ["bug"]
     # to stdout as well
     result = runner.invoke(app, ["export-corrections", "--database-url", store.url])
@@ -134,3 +134,19 @@ def test_serve_refuses_a_broken_bundle(monkeypatch, tmp_path):
     monkeypatch.setenv("ISSUE_LABELER_BUNDLE", str(tmp_path / "missing"))
     result = runner.invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 2 and "bundle" in result.output
+
+
+def test_the_web_app_describes_the_model_without_building_a_predictor(monkeypatch, tmp_path):
+    import bot.predictor
+    from bot.app import create_app_from_env
+
+    def refuse(*a, **k):
+        raise AssertionError("the web app needs no predictor")
+
+    monkeypatch.setattr(bot.predictor.BundlePredictor, "__init__", refuse)
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("ISSUE_LABELER_DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    monkeypatch.setenv("ISSUE_LABELER_QUEUE_URL", f"sqlite:///{tmp_path / 'q.sqlite3'}")
+    monkeypatch.setenv("ISSUE_LABELER_BUNDLE", str(tmp_path / "nb"))
+    health = create_app_from_env().test_client().get("/healthz").json
+    assert health["model"] == f"bundle {tmp_path / 'nb'}"

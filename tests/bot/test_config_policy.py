@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.config import RepoConfig, parse_config
-from bot.policy import decide, map_scores
+from bot.policy import (DECIDED, REFRESH, SCORE, STOP, WAIT, IssueFacts, decide, map_scores, plan,
+                        triage)
+from bot.predictor import Scored
 
 REPO = ["bug", "Documentation", "enhancement", "question", "wontfix"]
 
@@ -67,9 +69,12 @@ def test_local_config_may_carry_repository_labels():
 
 # -- policy ---------------------------------------------------------------------------------------
 
-def _decide(scores, chosen=None, config=None, **kw):
-    return decide(scores=scores, chosen=list(chosen if chosen is not None else scores), config=config or RepoConfig(),
-                  repo_labels=kw.pop("repo_labels", REPO), **kw)
+def _decide(scores, chosen=None, config=None, *, repo_labels=REPO, current_labels=(), removed_by_human=(),
+            applied_by_bot=()):
+    facts = IssueFacts(action="opened", labels=list(current_labels), removed_by_human=list(removed_by_human),
+                       applied_by_bot=list(applied_by_bot), repo_labels={l: None for l in repo_labels})
+    scored = Scored(dict(scores), list(chosen if chosen is not None else scores), "test")
+    return decide(facts, config or RepoConfig(), scored)
 
 
 def test_only_labels_that_exist_in_the_repo_with_repo_spelling():
@@ -94,17 +99,12 @@ def test_never_a_label_a_human_removed():
     assert d.apply == [("question", 0.8)] and "removed" in d.skipped["bug"]
 
 
-def test_skip_issue_a_human_labelled_unless_configured():
-    assert _decide({"bug": 0.9}, current_labels=["question"]).apply == []
-    d = _decide({"bug": 0.9}, current_labels=["question"], config=RepoConfig(skip_if_labelled=False))
-    assert d.apply == [("bug", 0.9)]
-    # labels the bot itself added do not count as a human's
-    assert _decide({"question": 0.9}, current_labels=["bug"], applied_by_bot=["bug"]).apply == [("question", 0.9)]
-
-
-def test_labels_already_on_the_issue_are_not_added_again():
+def test_labels_already_on_the_issue_or_added_before_are_not_added_again():
     d = _decide({"bug": 0.9}, current_labels=["bug"], applied_by_bot=["bug"])
     assert d.apply == [] and d.skipped == {"bug": "already on the issue"}
+    # the payload does not show it (a stale payload, a dry run): the store remembers
+    d = _decide({"bug": 0.9, "question": 0.8}, applied_by_bot=["bug"])
+    assert d.apply == [("question", 0.8)] and d.skipped == {"bug": "the bot added it before"}
 
 
 def test_at_most_max_labels_best_first():
@@ -124,8 +124,60 @@ def test_thresholds_override_the_model_rule():
     assert _decide(scores, chosen=[], config=RepoConfig(thresholds={"question": 0.5})).apply == [("question", 0.65)]
 
 
-def test_suggest_and_off_modes():
+def test_suggest_mode():
     d = _decide({"bug": 0.9}, config=RepoConfig(mode="suggest"))
     assert d.apply == [] and d.suggest == [("bug", 0.9)]
-    d = _decide({"bug": 0.9}, config=RepoConfig(mode="off"))
-    assert d.apply == [] and d.suggest == [] and d.reason == "mode is off"
+
+
+# -- plan: everything decided before the model is asked ---------------------------------------------
+
+def _plan(config=None, now=100.0, **facts):
+    facts.setdefault("action", "opened")
+    facts.setdefault("repo_labels", {l: None for l in REPO})
+    return plan(IssueFacts(**facts), config or RepoConfig(), now=now)
+
+
+def test_plan_scores_an_ordinary_issue_with_the_allowed_labels():
+    p = _plan()
+    assert p.kind == SCORE and set(p.model_labels) == {"bug", "Documentation", "enhancement", "question"}
+    assert not p.neighbours and _plan(RepoConfig(mode="suggest")).neighbours
+    p = _plan(RepoConfig(allow=["bug", "wontfix"], deny=["wontfix"]))
+    assert p.model_labels == {"bug": None}
+    assert set(_plan(RepoConfig(allow=["nope"])).model_labels) == set(REPO)  # nothing left: all of them
+
+
+@pytest.mark.parametrize("config,facts,status,reason", [
+    (RepoConfig(mode="off"), {}, "skipped", "mode is off"),
+    (RepoConfig(), {"is_pull_request": True}, "ignored", "pull_requests: false"),
+    (RepoConfig(), {"author": "dependabot[bot]", "author_is_bot": True}, "skipped", "is a bot"),
+    (RepoConfig(skip_authors=["Renovate"]), {"author": "renovate"}, "skipped", "skip_authors"),
+    (RepoConfig(), {"action": "edited", "applied_by_bot": ["bug"]}, "ignored", "edited after the bot labelled"),
+    (RepoConfig(), {"action": "opened", "applied_by_bot": ["bug"]}, "ignored", "already labelled"),
+])
+def test_plan_stops(config, facts, status, reason):
+    p = _plan(config, **facts)
+    assert p.kind == STOP and p.status == status and reason in p.reason
+
+
+def test_plan_lets_bots_and_pull_requests_through_when_configured():
+    assert _plan(RepoConfig(skip_bots=False), author="x[bot]", author_is_bot=True).kind == SCORE
+    assert _plan(RepoConfig(pull_requests=True), is_pull_request=True).kind == SCORE
+    assert _plan(action="reopened", applied_by_bot=["bug"]).kind == SCORE  # reopened: may label again
+    assert triage(IssueFacts(action="edited")) is None
+
+
+def test_plan_leaves_an_issue_a_human_labelled_alone_unless_configured():
+    p = _plan(labels=["question"])
+    assert p.kind == DECIDED and p.decision.reason == "a human already labelled this issue"
+    assert _plan(RepoConfig(skip_if_labelled=False), labels=["question"]).kind == SCORE
+    assert _plan(action="reopened", labels=["bug"], applied_by_bot=["bug"]).kind == SCORE  # the bot's own labels are not a human's
+
+
+def test_plan_waits_out_the_delay_then_looks_again():
+    config = RepoConfig(delay=60)
+    p = _plan(config, received_at=100.0, now=130.0)
+    assert p.kind == WAIT and p.wait == 30.0
+    assert _plan(config, received_at=100.0, now=160.0).kind == REFRESH
+    assert _plan(config, received_at=100.0, now=160.0, refreshed=True).kind == SCORE
+    # what people did while the bot waited counts
+    assert _plan(config, received_at=100.0, now=160.0, refreshed=True, labels=["question"]).kind == DECIDED

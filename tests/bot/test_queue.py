@@ -15,7 +15,7 @@ from bot.github import PyGithubClient
 from bot.queue import TaskQueue, make_huey
 from bot.store import Store
 from bot.worker import Worker
-from bot_helpers import SECRET, FakeGitHub, issue_payload, signed, transient
+from bot_helpers import SECRET, FakeGitHub, issue_payload, run_pending, run_scheduled, signed, transient
 
 
 def fresh(tmp_path, github=None, predictor=None):
@@ -25,7 +25,10 @@ def fresh(tmp_path, github=None, predictor=None):
 
     store = Store(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
     github = github or FakeGitHub(config="threshold: 0.5")
-    worker = Worker(store, github, predictor or BundlePredictor(fallback_strategy=TEST_STRATEGY), backoff_base=0.01)
+    # a repository without a config file gets "threshold: 0.5": the keyword test model has no
+    # validation data, so at the default precision it would only suggest
+    worker = Worker(store, github, predictor or BundlePredictor(fallback_strategy=TEST_STRATEGY), backoff_base=0.01,
+                    default_config_text="threshold: 0.5")
     queue = TaskQueue(make_huey(f"sqlite:///{tmp_path / 'queue.sqlite3'}"), lambda: worker)
     app = create_app(secret=SECRET, store=store, queue=queue).test_client()
     return store, github, worker, queue, app
@@ -41,7 +44,7 @@ def test_end_to_end_through_the_queue(tmp_path):
     for n in range(1, 6):
         assert post(app, issue_payload(number=n, title="a bug"), f"d{n}").status_code == 202
     assert queue.depth()["pending"] == 5 and github.added == []  # nothing happens in the request
-    assert queue.run_pending() == ["done"] * 5
+    assert run_pending(queue) == ["done"] * 5
     assert sorted(github.added) == [("octo/repo", n, ["bug"]) for n in range(1, 6)]
 
 
@@ -57,12 +60,12 @@ def test_worker_killed_with_pending_events_then_restarted(tmp_path):
     # restart: new objects on the same SQLite files
     store2, github2, _, queue2, _ = fresh(tmp_path)
     assert queue2.depth()["pending"] == 10
-    assert queue2.run_pending() == ["done"] * 10
+    assert run_pending(queue2) == ["done"] * 10
     assert sorted(n for _, n, _ in github2.added) == list(range(10))  # nothing lost, nothing doubled
     assert store2.status_counts() == {"done": 10}
     # a second restart with recovery finds nothing left to do
     _, github3, _, queue3, _ = fresh(tmp_path)
-    assert queue3.recover(stale_after=0) == 0 and queue3.run_pending() == [] and github3.added == []
+    assert queue3.recover(stale_after=0) == 0 and run_pending(queue3) == [] and github3.added == []
 
 
 def test_worker_killed_in_the_middle_of_a_task(tmp_path):
@@ -74,10 +77,10 @@ def test_worker_killed_in_the_middle_of_a_task(tmp_path):
     assert store.claim("d1") is not None
     del task
     store2, github2, _, queue2, _ = fresh(tmp_path)
-    assert queue2.run_pending() == ["done"]  # d2; d1 is stuck in 'processing'...
+    assert run_pending(queue2) == ["done"]  # d2; d1 is stuck in 'processing'...
     assert store2.delivery("d1")["status"] == "processing"
     assert queue2.recover(stale_after=0) == 1  # ...until recovery puts it back
-    assert queue2.run_pending() == ["done"]
+    assert run_pending(queue2) == ["done"]
     assert sorted(github2.added) == [("octo/repo", 1, ["bug"]), ("octo/repo", 2, ["bug"])]
     # a recent claim is left alone (it may belong to another live worker)
     post(app, issue_payload(number=3, title="a bug"), "d3")
@@ -89,7 +92,7 @@ def test_task_enqueued_twice_runs_once(tmp_path):
     store, github, worker, queue, app = fresh(tmp_path)
     post(app, issue_payload(title="a bug"), "d1")
     queue.enqueue("d1")
-    assert sorted(queue.run_pending()) == ["done", "not_claimed"]
+    assert sorted(run_pending(queue)) == ["done", "not_claimed"]
     assert len(github.added) == 1
 
 
@@ -97,10 +100,10 @@ def test_retry_goes_through_the_queue_schedule(tmp_path):
     store, github, worker, queue, app = fresh(tmp_path)
     github.failures = [transient(delay=30.0, status=429)]
     post(app, issue_payload(title="a bug"), "d1")
-    assert queue.run_pending() == ["retry"]
+    assert run_pending(queue) == ["retry"]
     assert queue.depth() == {"pending": 0, "scheduled": 1}
     assert store.delivery("d1")["status"] == "retry" and "429" in store.delivery("d1")["error"]
-    assert queue.run_scheduled() == ["done"]  # without waiting the 30 s
+    assert run_scheduled(queue) == ["done"]  # without waiting the 30 s
     assert github.added == [("octo/repo", 7, ["bug"])] and store.delivery("d1")["attempts"] == 2
 
 
@@ -109,7 +112,7 @@ def test_deliveries_stored_while_the_queue_was_down_are_recovered(tmp_path):
     app = create_app(secret=SECRET, store=store, queue=None).test_client()  # enqueue "failed"
     post(app, issue_payload(title="a bug"), "d1")
     assert queue.depth()["pending"] == 0
-    assert queue.recover() == 1 and queue.run_pending() == ["done"]
+    assert queue.recover() == 1 and run_pending(queue) == ["done"]
 
 
 @responses.activate
@@ -123,9 +126,9 @@ def test_end_to_end_with_pygithub_and_a_429(tmp_path):
     gh = PyGithubClient(token="t", throttle=False)
     store, _, _, queue, app = fresh(tmp_path, github=gh)
     assert post(app, issue_payload(title="a bug"), "d1").status_code == 202
-    assert queue.run_pending() == ["retry"]
+    assert run_pending(queue) == ["retry"]
     assert store.delivery("d1")["next_attempt_at"] is not None
-    assert queue.run_scheduled() == ["done"]
+    assert run_scheduled(queue) == ["done"]
     posts = [c for c in responses.calls if c.request.method == "POST"]
     assert len(posts) == 2 and json.loads(posts[1].request.body) == ["bug"]
     assert store.bot_labels("octo/repo", 7) == ["bug"]
@@ -158,3 +161,45 @@ def test_make_huey_urls(tmp_path):
     assert isinstance(make_huey(f"sqlite:///{tmp_path / 'sub' / 'q.db'}"), SqliteHuey)
     with pytest.raises(ValueError):
         make_huey("sqlite://")
+
+
+def test_thread_workers_share_one_worker_built_once(tmp_path):
+    import threading
+
+    built = []
+
+    def slow_factory():
+        time.sleep(0.05)  # loading a model takes a while: every thread's first task arrives meanwhile
+        built.append(object())
+        return built[-1]
+
+    queue = TaskQueue(make_huey(f"sqlite:///{tmp_path / 'q.sqlite3'}"), slow_factory)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(queue.worker)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(w is built[0] for w in seen) and len(seen) == 8
+
+
+def test_startup_recovery_runs_once_whatever_the_number_of_threads(tmp_path, monkeypatch):
+    import importlib
+    import sys
+    import threading
+
+    monkeypatch.setenv("ISSUE_LABELER_QUEUE_URL", f"sqlite:///{tmp_path / 'q.sqlite3'}")
+    monkeypatch.setenv("ISSUE_LABELER_DATABASE_URL", f"sqlite:///{tmp_path / 's.sqlite3'}")
+    sys.modules.pop("bot.huey_app", None)
+    try:
+        huey_app = importlib.import_module("bot.huey_app")
+        calls = []
+        monkeypatch.setattr(huey_app.queue, "recover", lambda *a, **k: calls.append(1) or time.sleep(0.02) or 0)
+        threads = [threading.Thread(target=huey_app._recover_once) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert calls == [1]
+    finally:
+        sys.modules.pop("bot.huey_app", None)

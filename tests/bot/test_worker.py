@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from bot.github import PermanentGitHubError
 from bot.worker import Worker
@@ -98,7 +99,7 @@ def test_invalid_config_is_logged_and_nothing_labelled(store, worker, fake_githu
 
 
 def test_unknown_label_in_config_is_a_warning(store, worker, fake_github):
-    fake_github.config = "allow: [bug, no-such-label]"
+    fake_github.config = "allow: [bug, no-such-label]\nthreshold: 0.5"
     out = deliver(store, worker, issue_payload(title="a bug and a question"))
     assert out.status == "done" and fake_github.added == [("octo/repo", 7, ["bug"])]
     assert "no-such-label" in out.result["warnings"][0]
@@ -128,7 +129,7 @@ def test_pull_requests_only_when_configured(store, worker, fake_github):
                                                "user": {"login": "alice", "type": "User"}, "labels": []},
           "repository": {"full_name": "octo/repo"}, "sender": {"login": "alice"}}
     assert deliver(store, worker, pr, event="pull_request").status == "ignored"
-    fake_github.config = "pull_requests: true"
+    fake_github.config = "pull_requests: true\nthreshold: 0.5"
     assert deliver(store, worker, pr, event="pull_request").status == "done"
     assert fake_github.added == [("octo/repo", 9, ["bug"])]
 
@@ -171,7 +172,7 @@ def test_failure_while_adding_labels_is_retried_without_double_records(store, wo
                 raise transient(status=502)
             super().add_labels(*a)
 
-    gh = FailOnAdd()
+    gh = FailOnAdd(config="threshold: 0.5")
     w = Worker(store, gh, worker.predictor, backoff_base=0.01)
     assert deliver(store, w, issue_payload(title="a bug"), delivery_id="x").status == "retry"
     assert store.bot_labels("octo/repo", 7) == []
@@ -220,23 +221,28 @@ def test_unavailable_model_is_a_recorded_failure(store, fake_github):
     assert out.status == "failed" and "no_such_strategy" in store.delivery("m")["error"]
 
 
+def _served(store):
+    with sqlite3.connect(store.url[len("sqlite:///"):]) as c:
+        return sorted(r for (r,) in c.execute("select repo from served_repos where active"))
+
+
 def test_installation_events_track_served_repositories(store, worker):
     created = {"action": "created", "installation": {"id": 5},
                "repositories": [{"full_name": "o/a"}, {"full_name": "o/b"}], "sender": HUMAN}
     assert deliver(store, worker, created, event="installation").status == "done"
-    assert store.served_repos() == ["o/a", "o/b"]
+    assert _served(store) == ["o/a", "o/b"]
     changed = {"action": "removed", "installation": {"id": 5}, "repositories_removed": [{"full_name": "o/a"}],
                "repositories_added": [{"full_name": "o/c"}]}
     deliver(store, worker, changed, event="installation_repositories")
-    assert store.served_repos() == ["o/b", "o/c"]
+    assert _served(store) == ["o/b", "o/c"]
     deliver(store, worker, {"action": "deleted", "installation": {"id": 5}}, event="installation")
-    assert store.served_repos() == []
+    assert _served(store) == []
 
 
 def test_dry_run_records_what_it_would_do(store, predictor):
     from bot.github import DryRunGitHub
 
-    w = Worker(store, DryRunGitHub(), predictor)
+    w = Worker(store, DryRunGitHub(config_text="threshold: 0.5"), predictor)
     out = deliver(store, w, issue_payload(title="a bug"))
     assert out.status == "done" and out.result["dry_run"] and out.result["applied"] == ["bug"]
 
@@ -282,3 +288,18 @@ def test_repository_labels_and_config_are_cached_briefly(store, predictor):
     now[0] = 61
     assert deliver(store, w, issue_payload(number=9, title="a bug")).status == "skipped"
     assert Counting.reads == 2
+
+
+def test_the_worker_carries_out_the_policy_and_decides_nothing_itself(store, worker, fake_github, monkeypatch):
+    from bot import policy
+
+    # the config skips this author and a human labelled the issue, but the policy says: score
+    fake_github.config = "skip_authors: [alice]\nthreshold: 0.5"
+    monkeypatch.setattr(policy, "plan", lambda facts, config, now: policy.Plan(
+        policy.SCORE, model_labels=dict(facts.repo_labels)))
+    out = deliver(store, worker, issue_payload(title="a bug", labels=["question"]))
+    assert out.status == "done" and fake_github.added == [("octo/repo", 7, ["bug"])]
+    # and when it says stop, the worker stops with the policy's status and reason
+    monkeypatch.setattr(policy, "plan", lambda facts, config, now: policy.Plan(policy.STOP, "skipped", "because"))
+    out = deliver(store, worker, issue_payload(title="a bug", number=8))
+    assert (out.status, out.result) == ("skipped", {"reason": "because"}) and len(fake_github.added) == 1
