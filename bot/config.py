@@ -2,7 +2,7 @@
 
 Example (every key optional; these are the defaults unless noted)::
 
-    mode: apply              # apply | suggest | apply-and-suggest | off (see below)
+    mode: apply-and-suggest  # apply | suggest | apply-and-suggest | off (see below)
     precision: 0.9           # how sure the model must be to apply a label, 0.5 .. 1.0
     allow: []                # labels the bot may apply; empty = every repository label
     deny: [duplicate, invalid, wontfix]
@@ -55,7 +55,7 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["apply", "suggest", "apply-and-suggest", "off"] = "apply"
+    mode: Literal["apply", "suggest", "apply-and-suggest", "off"] = "apply-and-suggest"
     precision: float = Field(default=0.9, ge=0.5, le=1.0)
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=lambda: ["duplicate", "invalid", "wontfix"])

@@ -140,7 +140,8 @@ def _plan(config=None, now=100.0, **facts):
 def test_plan_scores_an_ordinary_issue_with_the_allowed_labels():
     p = _plan()
     assert p.kind == SCORE and set(p.model_labels) == {"bug", "Documentation", "enhancement", "question"}
-    assert not p.neighbours and _plan(RepoConfig(mode="suggest")).neighbours
+    assert not _plan(RepoConfig(mode="apply")).neighbours and _plan(RepoConfig(mode="suggest")).neighbours
+    assert p.neighbours  # the default, apply-and-suggest, may comment with similar issues
     p = _plan(RepoConfig(allow=["bug", "wontfix"], deny=["wontfix"]))
     assert p.model_labels == {"bug": None}
     assert set(_plan(RepoConfig(allow=["nope"])).model_labels) == set(REPO)  # nothing left: all of them

@@ -27,6 +27,7 @@ def _comment(github):
 
 def test_apply_mode_applies_only_confident_labels_and_suggests_nothing(store, setup):
     worker, github, bundle = setup
+    github.config = "mode: apply"
     out = deliver(store, worker, issue_payload())
     assert out.status == "done" and github.added == [("octo/repo", 7, ["bug"])] and github.comments == {}
     assert bundle.asked == [0.9]  # the config's default precision
@@ -179,12 +180,13 @@ def test_a_validated_bundle_applies_what_reaches_the_repositorys_precision(store
 
 def test_an_unvalidated_model_only_suggests(store, predictor):
     """The zero-shot fallback (here the keyword test strategy) has no validation issues, so it
-    cannot show any precision: at the default 0.9 its labels are suggestions, never applied."""
-    github = FakeGitHub(config=None)
+    cannot show any precision: at the default 0.9 its labels are suggestions, never applied. The
+    default mode, apply-and-suggest, shows them in a comment from the first issue."""
+    github = FakeGitHub(config="mode: apply")
     worker = Worker(store, github, predictor, repo_cache_seconds=0)
     out = deliver(store, worker, issue_payload(title="a bug"))
     assert github.added == [] and github.comments == {}
     assert out.result["decision"]["skipped"] == {"bug": "only sure enough to suggest (mode: apply)"}
-    github.config = "mode: apply-and-suggest"
+    github.config = None  # no config file: the defaults
     deliver(store, worker, issue_payload(title="a bug", number=8))
     assert github.added == [] and "`bug` | 0.90" in _comment(github)
