@@ -36,7 +36,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from labeler.errors import ModelNotAvailableError
-from labeler.hf import CHARS_PER_TOKEN, DEFAULT_ENCODER, pick_device, position_limit, resolve_model, truncate_chars
+from labeler import hf
+from labeler.hf import DEFAULT_ENCODER, pick_device, position_limit, resolve_model, truncate_chars
 from labeler.lru import LRU
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class Encoder:
             raise ValueError("batch_size and max_length must be positive")
         self.key = hashlib.sha256(
             # the truncation rule is part of the key: a cache written under another rule is not reused
-            f"{model_fingerprint(self.path)}|max_length={self.max_length}|cut={CHARS_PER_TOKEN}|mean|l2".encode()
+            f"{model_fingerprint(self.path)}|max_length={self.max_length}|cut={hf.CHARS_PER_TOKEN}|mean|l2".encode()
         ).hexdigest()[:32]
         directory = cache_dir() if cache is True else (Path(cache) if cache else None)
         self.cache: EmbeddingCache | None = None
