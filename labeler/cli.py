@@ -127,7 +127,7 @@ def _size(text: str | None, name: str, default: float) -> float | int:
 def split(data: Path, label_map: LabelMapOpt = None,
           seed: Annotated[int, typer.Option(help="seed of the split and its slices")] = 0,
           output: Annotated[Path, typer.Option("--output", "-o", help="directory to write")] = Path("split"),
-          where: Annotated[Optional[list[str]], typer.Option("--where", help="keep only rows whose COLUMN equals VALUE (COLUMN=VALUE, repeatable: one column given several times keeps any of its values, different columns must all match)")] = None,
+          where: Annotated[Optional[list[str]], typer.Option("--where", help="keep only rows whose COLUMN (a CSV column or a top-level JSONL field) equals VALUE (COLUMN=VALUE, repeatable: one column given several times keeps any of its values, different columns must all match)")] = None,
           valid: Annotated[Optional[str], typer.Option("--valid", help="validation size: a fraction (0.25) or a count (100)")] = None,
           test: Annotated[Optional[str], typer.Option("--test", help="test size: a fraction (0.25) or a count (100); ignored with --test-from")] = None,
           test_from: Annotated[Optional[Path], typer.Option("--test-from", help="use this file as the test set (same options and --where) and split only the rest into train and valid")] = None,

@@ -14,6 +14,10 @@ Accepted shapes:
   comma/semicolon-separated list. Column names are options (``--text-column``,
   ``--title-column``, ``--body-column``, ``--label-column``), so a file with columns
   ``repo,created_at,label,title,body`` loads with ``--label-column label``.
+
+Every issue keeps its input record (``Issue.raw``: the CSV row or the JSONL object) and its
+position (``Issue.row``), so ``split`` writes the records back unchanged, ``--where`` filters
+on any column and ``evaluate --by`` groups by one.
 """
 
 from __future__ import annotations
