@@ -40,11 +40,27 @@ def part_size(size: float | int, n: int, name: str = "size") -> int:
     return int(size)
 
 
+def _exact(first: np.ndarray, second: np.ndarray, n_first: int,
+           rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """Move rows at random between two parts until ``first`` has ``n_first`` rows."""
+    if len(first) > n_first:
+        moved = rng.choice(len(first), len(first) - n_first, replace=False)
+        keep = np.setdiff1d(np.arange(len(first)), moved)
+        return first[keep], np.concatenate([second, first[moved]])
+    if len(first) < n_first:
+        moved = rng.choice(len(second), n_first - len(first), replace=False)
+        keep = np.setdiff1d(np.arange(len(second)), moved)
+        return np.concatenate([first, second[moved]]), second[keep]
+    return first, second
+
+
 def split_indices(y: np.ndarray, seed: int = 0, valid: float | int = 0.25,
                   test: float | int = 0.25) -> dict[str, np.ndarray]:
     """Row indices of ``train``, ``valid`` and ``test`` for a 0/1 label matrix ``y``.
 
-    ``valid`` and ``test`` are fractions of the rows (below 1) or counts; train is the rest.
+    ``valid`` and ``test`` are fractions of the rows (below 1, approximate as stratification
+    makes them) or counts (exact: stratification's surplus or shortfall of a part is moved
+    at random); train is the rest.
     A part of size 0 is empty (``test=0`` when the test set comes from elsewhere). The
     defaults (25%/25%) give the same splits as the benchmark has always used: train is split
     off first, then the rest is divided between validation and test."""
@@ -65,12 +81,16 @@ def split_indices(y: np.ndarray, seed: int = 0, valid: float | int = 0.25,
     fractions = all(isinstance(s, (float, np.floating)) and s < 1 for s in (valid, test))
     held_fraction = (valid + test) if fractions else held / n
     rest, train = _split(order, y[order], test_size=1.0 - held_fraction)
+    if not fractions:  # a count is exact: stratification's surplus or shortfall moves at random
+        rest, train = _exact(rest, train, held, rng)
     if n_valid == 0:
         return {"train": np.sort(train), "valid": empty, "test": np.sort(rest)}
     if n_test == 0:
         return {"train": np.sort(train), "valid": np.sort(rest), "test": empty}
     test_share = test / (valid + test) if fractions else n_test / held
     valid_idx, test_idx = _split(rest, y[rest], test_size=test_share)
+    if not fractions:
+        valid_idx, test_idx = _exact(valid_idx, test_idx, n_valid, rng)
     return {"train": np.sort(train), "valid": np.sort(valid_idx), "test": np.sort(test_idx)}
 
 

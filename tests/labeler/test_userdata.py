@@ -103,11 +103,16 @@ def test_split_indices_defaults_are_unchanged_and_sizes_are_choosable():
     for seed in range(3):
         new, old = split_indices(y, seed=seed), _old_split_indices(y, seed)
         assert all(np.array_equal(new[k], old[k]) for k in old)
-    parts = split_indices(y, seed=0, valid=0.1, test=30)
-    assert abs(len(parts["valid"]) - 12) <= 3 and abs(len(parts["test"]) - 30) <= 3
-    assert sorted(np.concatenate(list(parts.values()))) == list(range(120))
+    parts = split_indices(y, seed=0, valid=0.1, test=0.3)
+    assert abs(len(parts["valid"]) - 12) <= 3 and abs(len(parts["test"]) - 36) <= 3
+    for valid, test in [(13, 31), (7, 1), (40, 40)]:  # counts are exact
+        parts = split_indices(y, seed=1, valid=valid, test=test)
+        assert [len(parts[k]) for k in ("valid", "test")] == [valid, test]
+        assert sorted(np.concatenate(list(parts.values()))) == list(range(120))
+        again = split_indices(y, seed=1, valid=valid, test=test)
+        assert all(np.array_equal(parts[k], again[k]) for k in parts)
     parts = split_indices(y, seed=0, valid=20, test=0)
-    assert len(parts["test"]) == 0 and abs(len(parts["valid"]) - 20) <= 3
+    assert len(parts["test"]) == 0 and len(parts["valid"]) == 20
     with pytest.raises(ValueError, match="no training"):
         split_indices(y, valid=60, test=60)
 
@@ -117,6 +122,7 @@ def test_split_where_keeps_one_repo_and_every_column(tmp_path, label_map):
     result = run("split", src, *COLS, "--label-map", label_map, "--where", "repo=octo/alpha",
                  "--valid", "3", "--test", "0.25", "-o", tmp_path / "split")
     assert result.exit_code == 0, result.output
+    assert "valid 3," in result.stdout  # a count is exact
     assert "12 not matching --where" in result.stdout
     header, original = read_csv(src)
     written = []
