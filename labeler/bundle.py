@@ -87,6 +87,19 @@ class Bundle:
     def labels(self) -> list[str]:
         return self.strategy.labels
 
+    @property
+    def version(self) -> str | None:
+        """The bundle's version: its creation time and the short hash of its training data
+        (``2026-01-02T12:00:00+00:00/1a2b3c4d``); None before it is saved."""
+        created = self.manifest.get("created")
+        sha = (self.manifest.get("training") or {}).get("sha256", "")
+        return f"{created}/{sha[:8]}" if created else None
+
+    @property
+    def input_options(self) -> dict[str, Any]:
+        """How ``train`` read its data (format and column options; empty for older bundles)."""
+        return dict(self.manifest.get("input") or {})
+
     # -- training -------------------------------------------------------------------------
     @classmethod
     def train(cls, strategy: str | Strategy, texts: Sequence[str], label_sets: LabelSets, *,

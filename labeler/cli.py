@@ -15,25 +15,59 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from labeler.data import LoadOptions, issue_from_object, issue_text
+from labeler.data import LoadOptions, issue_text
 from labeler.errors import DataError, LabelerError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="issue-labeler: label GitHub issues (train, evaluate, predict, split, fetch).")
 
 # -- options shared by the commands that read data ------------------------------------------
-LabelMapOpt = Annotated[Optional[Path], typer.Option("--label-map", "-m", help="YAML label map (raw label -> label to predict); default: every label as it is")]
+# Column options default to None ("not given"), so a command can tell a flag from a value it
+# remembers: train takes them from a split directory's split.json, evaluate and predict from
+# the bundle's manifest, and a flag given on the command line always wins.
+LabelMapOpt = Annotated[Optional[Path], typer.Option("--label-map", "-m", help="YAML label map (raw label -> label to predict); default: every label as it is (evaluate: the bundle's)")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="jsonl or csv (default: from the file name)")]
 TextColOpt = Annotated[Optional[str], typer.Option("--text-column", help="one column/field holding the whole text")]
-TitleColOpt = Annotated[str, typer.Option("--title-column", help="title column/field")]
-BodyColOpt = Annotated[str, typer.Option("--body-column", help="body column/field")]
-LabelColOpt = Annotated[str, typer.Option("--label-column", help="label column/field (one name or a , or ; separated list)")]
-PrOpt = Annotated[bool, typer.Option("--include-prs/--exclude-prs", help="keep pull requests")]
+TitleColOpt = Annotated[Optional[str], typer.Option("--title-column", help="title column/field (default: title)")]
+BodyColOpt = Annotated[Optional[str], typer.Option("--body-column", help="body column/field (default: body)")]
+LabelColOpt = Annotated[Optional[str], typer.Option("--label-column", help="label column/field, one name or a , or ; separated list (default: labels)")]
+PrOpt = Annotated[Optional[bool], typer.Option("--include-prs/--exclude-prs", help="keep pull requests (default: keep)", show_default=False)]
+
+_FLAG_NAMES = {"format": "--format", "text_column": "--text-column", "title_column": "--title-column",
+               "body_column": "--body-column", "label_column": "--label-column"}
 
 
-def _opts(fmt, text_column, title_column, body_column, label_column, include_prs) -> LoadOptions:
-    return LoadOptions(format=fmt, text_column=text_column, title_column=title_column,
-                       body_column=body_column, label_column=label_column, include_pull_requests=include_prs)
+def _flags(fmt, text_column, title_column, body_column, label_column, include_prs) -> dict[str, Any]:
+    """The data flags given on the command line (None = not given)."""
+    given = {"format": fmt, "text_column": text_column, "title_column": title_column,
+             "body_column": body_column, "label_column": label_column, "include_pull_requests": include_prs}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _describe(options: dict[str, Any]) -> str:
+    parts = []
+    for key, value in options.items():
+        if key == "include_pull_requests":
+            parts.append("--include-prs" if value else "--exclude-prs")
+        else:
+            parts.append(f"{_FLAG_NAMES[key]} {value}")
+    return " ".join(parts)
+
+
+def _options(flags: dict[str, Any], recorded: dict[str, Any] | None = None, source: str = "",
+             path: Path | None = None) -> LoadOptions:
+    """LoadOptions from the flags given, then what ``source`` recorded (said on stderr when it
+    changes anything), then the defaults. A recorded format applies only where the file name
+    does not tell (stdin, or a name without .csv/.jsonl/.json)."""
+    recorded = {k: v for k, v in (recorded or {}).items() if k in LoadOptions.RECORDED and v is not None}
+    if path is not None and (str(path) == "-"  # stdin is sniffed: a first '{' means JSONL
+                             or any(s.lower() in (".csv", ".jsonl", ".json") for s in Path(path).suffixes)):
+        recorded.pop("format", None)
+    defaults = LoadOptions()
+    used = {k: v for k, v in recorded.items() if k not in flags and v != getattr(defaults, k)}
+    if used and source:
+        typer.echo(f"using {source}'s input options: {_describe(used)} (flags override)", err=True)
+    return LoadOptions(**{**recorded, **flags})
 
 
 def friendly(func: Callable) -> Callable:
@@ -50,16 +84,42 @@ def friendly(func: Callable) -> Callable:
     return wrapper
 
 
-def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | None, Path | None]:
-    """A directory written by ``split`` stands for its train.jsonl (+ valid, unlabelled)."""
-    if data.is_dir():
-        train = data / "train.jsonl"
-        if not train.is_file():
-            raise DataError(f"{data} is a directory without train.jsonl (write one with `issue-labeler split`)")
-        unlabelled = data / "unlabelled.jsonl"
-        return train, valid or (data / "valid.jsonl" if (data / "valid.jsonl").is_file() else None), \
-            unlabelled if unlabelled.is_file() else None
-    return data, valid, None
+def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | None, Path | None, dict]:
+    """A directory written by ``split`` stands for its train file (+ valid, unlabelled) and
+    brings its split.json (how the files are read, the label map)."""
+    if not data.is_dir():
+        return data, valid, None, {}
+    info: dict = {}
+    if (data / "split.json").is_file():
+        try:
+            info = json.loads((data / "split.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{data}/split.json is not valid JSON ({exc})") from None
+    files = info.get("files") or {}
+
+    def find(name: str) -> Path | None:
+        for candidate in ([files[name]] if name in files else []) + [f"{name}.jsonl", f"{name}.csv"]:
+            if (data / candidate).is_file():
+                return data / candidate
+        return None
+
+    train = find("train")
+    if train is None:
+        raise DataError(f"{data} is a directory without a train file (write one with `issue-labeler split`)")
+    return train, valid or find("valid"), find("unlabelled"), info
+
+
+def _size(text: str | None, name: str, default: float) -> float | int:
+    """--valid/--test: a fraction (0.2) or a count (100)."""
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise LabelerError(f"--{name} takes a fraction (e.g. 0.2) or a count (e.g. 100), not {text!r}") from None
+    if value < 0 or (value >= 1 and value != int(value)):
+        raise LabelerError(f"--{name} takes a fraction below 1 or a whole count, not {text!r}")
+    return int(value) if value >= 1 else value
 
 
 @app.command()
@@ -67,18 +127,42 @@ def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | Non
 def split(data: Path, label_map: LabelMapOpt = None,
           seed: Annotated[int, typer.Option(help="seed of the split and its slices")] = 0,
           output: Annotated[Path, typer.Option("--output", "-o", help="directory to write")] = Path("split"),
-          fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = "title",
-          body_column: BodyColOpt = "body", label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
+          where: Annotated[Optional[list[str]], typer.Option("--where", help="keep only rows whose COLUMN (a CSV column or a top-level JSONL field) equals VALUE (COLUMN=VALUE, repeatable: one column given several times keeps any of its values, different columns must all match)")] = None,
+          valid: Annotated[Optional[str], typer.Option("--valid", help="validation size: a fraction (0.25) or a count (100)")] = None,
+          test: Annotated[Optional[str], typer.Option("--test", help="test size: a fraction (0.25) or a count (100); ignored with --test-from")] = None,
+          test_from: Annotated[Optional[Path], typer.Option("--test-from", help="use this file as the test set (same options and --where) and split only the rest into train and valid")] = None,
+          fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = None,
+          body_column: BodyColOpt = None, label_column: LabelColOpt = None, include_prs: PrOpt = None):
     """Split labelled issues into train/valid/test (iterative stratification) and write them,
-    the unlabelled pool and split.json (sizes, label counts, nested training slices)."""
+    the unlabelled pool and split.json (sizes, label counts, nested training slices, how the
+    files are read). The files keep every input column unchanged, in the input's format."""
+    from dataclasses import replace
+
+    from labeler.data import parse_labels, parse_where
     from labeler.pipeline import prepare, write_split
 
-    prepared = prepare(data, label_map, _opts(fmt, text_column, title_column, body_column, label_column, include_prs))
-    summary = write_split(prepared, output, seed=seed)
+    valid_size = _size(valid, "valid", 0.25)
+    test_size = _size(test, "test", 0.25)
+    opts = replace(_options(_flags(fmt, text_column, title_column, body_column, label_column, include_prs)),
+                   where=parse_where(where))
+    prepared = prepare(data, label_map, opts)
+    test_set = None
+    if test_from is not None:
+        test_opts = replace(opts, format=fmt)  # the test file's own name tells its format
+        test_set = prepare(test_from, prepared.label_map, test_opts)
+    try:
+        summary = write_split(prepared, output, seed=seed, valid=valid_size, test=test_size,
+                              test_set=test_set, options=opts)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     typer.echo(f"{prepared.load.summary()}; {len(prepared.labelled)} labelled, {len(prepared.unlabelled)} unlabelled")
+    if test_set is not None:
+        typer.echo(f"test set from {test_from}: {test_set.load.summary()}, {len(test_set.labelled)} labelled"
+                   + (f"; {summary['dropped_as_in_test_set']} issue(s) of {data} left out as they are in the test set"
+                      if summary["dropped_as_in_test_set"] else ""))
     typer.echo("sizes: " + ", ".join(f"{k} {v}" for k, v in summary["sizes"].items()))
     typer.echo("training slices (target: actual): " + ", ".join(f"{k}: {v}" for k, v in summary["slice_sizes"].items()))
-    typer.echo(f"wrote {output}/train.jsonl, valid.jsonl, test.jsonl, unlabelled.jsonl, split.json")
+    typer.echo(f"wrote {output}/" + ", ".join(summary["files"].values()) + ", split.json")
 
 
 @app.command()
@@ -94,11 +178,15 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           budget: Annotated[Optional[float], typer.Option(help="auto: seconds for fitting all candidates (default 600)")] = None,
           exclusive: Annotated[str, typer.Option(help="auto: the label map's exclusive groups, or all labels when every issue has exactly one; none: no groups")] = "auto",
           use_unlabelled: Annotated[bool, typer.Option(help="give the unlabelled pool to strategies that use it")] = False,
-          fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = "title",
-          body_column: BodyColOpt = "body", label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
-    """Train a strategy and save a model bundle (tuned on --valid when given)."""
+          fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = None,
+          body_column: BodyColOpt = None, label_column: LabelColOpt = None, include_prs: PrOpt = None):
+    """Train a strategy and save a model bundle (tuned on --valid when given). The bundle
+    records how its data was read (format, columns) and its label map, so evaluate and
+    predict need neither again."""
     from labeler.bundle import Bundle
+    from labeler.data import detect_format
     from labeler.decision import check_decision, check_objective
+    from labeler.labelmap import LabelMap
     from labeler.pipeline import prepare
     from labeler.strategies import get_strategy
     from labeler.strategies.base import parse_params
@@ -118,9 +206,15 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     if strategy == "auto":
         raw.setdefault("objective", str(goal))  # candidates are ranked for what the rule is tuned for
     params = strategy_cls.check_params(raw)
-    opts = _opts(fmt, text_column, title_column, body_column, label_column, include_prs)
-    data, valid, unlabelled_path = _resolve_split_dir(data, valid)
-    prepared = prepare(data, label_map, opts)
+    data, valid, unlabelled_path, split_info = _resolve_split_dir(data, valid)
+    opts = _options(_flags(fmt, text_column, title_column, body_column, label_column, include_prs),
+                    split_info.get("input"), "split.json", data)
+    lm: Any = label_map
+    if lm is None and split_info.get("label_map"):
+        lm = LabelMap.from_dict(split_info["label_map"])
+        typer.echo(f"using split.json's label map ({len(lm.mapping)} raw names -> {len(lm.labels)} labels; "
+                   "--label-map overrides)", err=True)
+    prepared = prepare(data, lm, opts)
     groups, why = prepared.label_map.exclusive_groups(prepared.label_sets(), exclusive)
     if why:
         typer.echo(why, err=True)
@@ -142,6 +236,9 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
                           unlabelled=unlabelled, decision=decision, objective=goal, exclusive=groups,
                           metadata=prepared.metadata())
+    # how the data was read, so evaluate and predict read theirs the same way
+    bundle.manifest["input"] = {**opts.recorded(), "format": detect_format(data, opts.format)}
+    bundle.manifest["label_map"] = prepared.label_map.to_dict()
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
     if "validation" in bundle.manifest:
@@ -155,21 +252,98 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     typer.echo(line)
 
 
+def _bundle_label_map(model, label_map: Path | None):
+    """--label-map, else the map the bundle was trained with (said on stderr), else every
+    bundle label as itself (bundles from before label maps were recorded)."""
+    from labeler.labelmap import LabelMap
+
+    if label_map is not None:
+        return label_map
+    recorded = model.manifest.get("label_map")
+    if recorded:
+        lm = LabelMap.from_dict(recorded)
+        if any(raw != target for raw, target in lm.mapping.items()):
+            typer.echo(f"using the bundle's label map ({len(lm.mapping)} raw names -> {len(lm.labels)} labels; "
+                       "--label-map overrides)", err=True)
+        return lm
+    return LabelMap({l: l for l in model.labels})
+
+
+def _write_errors(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        header = list(dict.fromkeys(k for row in rows for k in row)) or ["row"]
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header)
+            writer.writeheader()
+            for row in rows:
+                flat = {k: ("; ".join(f"{l} {s:.3f}" for l, s in v.items()) if isinstance(v, dict)
+                            else ", ".join(v) if isinstance(v, list) else v) for k, v in row.items()}
+                writer.writerow(flat)
+        return
+    from labeler.data import write_jsonl
+
+    write_jsonl(path, rows)
+
+
 @app.command()
 @friendly
 def evaluate(bundle: Path, data: Path, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+             by: Annotated[Optional[str], typer.Option("--by", help="also score each value of this column separately (e.g. --by repo)")] = None,
+             errors: Annotated[Optional[Path], typer.Option("--errors", help="write the misclassified issues with their scores to this file (JSONL, or CSV for a .csv name)")] = None,
              label_map: LabelMapOpt = None, fmt: FormatOpt = None, text_column: TextColOpt = None,
-             title_column: TitleColOpt = "title", body_column: BodyColOpt = "body",
-             label_column: LabelColOpt = "labels", include_prs: PrOpt = True):
-    """Score a bundle on labelled issues: micro, macro and per-label F1."""
+             title_column: TitleColOpt = None, body_column: BodyColOpt = None,
+             label_column: LabelColOpt = None, include_prs: PrOpt = None):
+    """Score a bundle on labelled issues: micro, macro and per-label F1 (and per --by value).
+    The data is read as the bundle's training data was, unless flags say otherwise."""
+    import numpy as np
+
     from labeler.bundle import Bundle
-    from labeler.labelmap import LabelMap
+    from labeler.metrics import evaluate as score
     from labeler.pipeline import prepare
 
     model = Bundle.load(bundle)
-    lm = label_map if label_map is not None else LabelMap({l: l for l in model.labels})
-    prepared = prepare(data, lm, _opts(fmt, text_column, title_column, body_column, label_column, include_prs))
-    result = model.evaluate(prepared.texts(), prepared.label_sets())
+    opts = _options(_flags(fmt, text_column, title_column, body_column, label_column, include_prs),
+                    model.input_options, "the bundle", data)
+    prepared = prepare(data, _bundle_label_map(model, label_map), opts)
+    texts = prepared.texts()
+    y = model.strategy.binarize(prepared.label_sets())
+    started = time.perf_counter()
+    scores = model.predict_proba(texts)
+    pred = model.decision.decide(scores, model.labels)
+    elapsed = time.perf_counter() - started
+    result = score(y, pred, model.labels)
+    result["ms_per_issue"] = 1000 * elapsed / max(len(texts), 1)
+    groups: dict[str, Any] = {}
+    if by is not None:
+        values = [prepared.labelled[i].column(by) for i in range(len(texts))]
+        if all(v is None for v in values):
+            raise DataError(f"{data}: no column {by!r} to evaluate --by")
+        keys = ["(none)" if v is None else str(v) for v in values]
+        for key in sorted(set(keys)):
+            idx = np.array([i for i, k in enumerate(keys) if k == key])
+            groups[key] = score(y[idx], pred[idx], model.labels)
+        result["by"] = {"column": by, "values": groups}
+    if errors is not None:
+        rows = []
+        for i, issue in enumerate(prepared.labelled):
+            if np.array_equal(y[i], pred[i]):
+                continue
+            true = [l for l, v in zip(model.labels, y[i]) if v]
+            got = [l for l, v in zip(model.labels, pred[i]) if v]
+            row: dict[str, Any] = {"row": issue.row}
+            if issue.number is not None:
+                row["number"] = issue.number
+            if by is not None:
+                row[by] = issue.column(by)
+            row.update({"title": issue.title, "body": issue.body, "labels": true, "predicted": got,
+                        "missing": [l for l in true if l not in got], "extra": [l for l in got if l not in true],
+                        "scores": {model.labels[j]: round(float(scores[i, j]), 4) for j in np.argsort(-scores[i])}})
+            rows.append(row)
+        _write_errors(errors, rows)
+        typer.echo(f"wrote {len(rows)} misclassified issue(s) of {len(texts)} to {errors}", err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -179,46 +353,69 @@ def evaluate(bundle: Path, data: Path, as_json: Annotated[bool, typer.Option("--
     typer.echo(f"{'label':<{width}}  precision  recall     f1  support")
     for label, m in result["per_label"].items():
         typer.echo(f"{label:<{width}}  {m['precision']:9.3f}  {m['recall']:6.3f}  {m['f1']:5.3f}  {m['support']:7d}")
+    if groups:
+        width = max([len(by), len("(all)")] + [len(k) for k in groups])
+        typer.echo(f"\n{by:<{width}}  {'n':>5}  micro F1  macro F1")
+        for key, m in [("(all)", result), *groups.items()]:
+            typer.echo(f"{key:<{width}}  {m['n']:5d}  {m['micro_f1']:8.3f}  {m['macro_f1']:8.3f}")
 
 
 @app.command()
 @friendly
-def predict(bundle: Path, title: Annotated[Optional[str], typer.Option(help="issue title")] = None,
+def predict(bundle: Path,
+            data: Annotated[Optional[Path], typer.Argument(help="issues to label: a JSONL or CSV file ('-' or none: stdin)")] = None,
+            title: Annotated[Optional[str], typer.Option(help="issue title")] = None,
             body: Annotated[str, typer.Option(help="issue body")] = "",
             explain: Annotated[bool, typer.Option(help="also print the strategy's explanation")] = False,
-            as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False):
-    """Labels with scores for one issue (--title/--body) or for JSON issues on stdin, one per line."""
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON lines: every label with its score and decision (apply, suggest, below), the bundle's name and version")] = False,
+            all_scores: Annotated[bool, typer.Option("--all-scores", help="table: every label with its score and decision, not only the chosen ones")] = False,
+            top_k: Annotated[Optional[int], typer.Option("--top-k", min=1, help="show the K best-scoring labels of each issue, whatever their decision")] = None,
+            precision: Annotated[Optional[float], typer.Option("--precision", help="apply only labels that reach this validation precision (default: the bundle's objective)")] = None,
+            fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = None,
+            body_column: BodyColOpt = None):
+    """Labels with scores and decisions for one issue (--title/--body), or for the issues of a
+    JSONL or CSV file or stdin (read with the bundle's column options unless flags say otherwise)."""
     from labeler.bundle import Bundle
+    from labeler.data import read_issues
 
+    if precision is not None and not 0 < precision <= 1:
+        raise LabelerError(f"--precision needs 0 < P <= 1, got {precision}")
     model = Bundle.load(bundle)
     if title is not None:
-        items = [(None, issue_text(title, body))]
+        if data is not None:
+            raise LabelerError("give --title (and --body) or a data file, not both")
+        items: list[tuple[dict[str, Any], str]] = [({}, issue_text(title, body))]
     else:
-        if sys.stdin.isatty():
-            raise LabelerError("give --title (and --body), or JSON issues on stdin, one per line")
-        items = []
-        for lineno, line in enumerate(sys.stdin, 1):
-            if not line.strip():
-                continue
-            try:
-                issue = issue_from_object(json.loads(line))
-            except (json.JSONDecodeError, ValueError) as exc:
-                raise DataError(f"stdin, line {lineno}: not a JSON issue object ({exc})") from None
-            items.append((issue.number, issue.text))
-    results = model.predict([text for _, text in items])
-    for (number, text), preds in zip(items, results):
-        record: dict[str, Any] = {"labels": [{"label": p.label, "score": round(p.score, 4)} for p in preds]}
-        if number is not None:
-            record = {"number": number, **record}
+        if data is None or str(data) == "-":
+            if sys.stdin.isatty():
+                raise LabelerError("give --title (and --body), a JSONL or CSV file, or issues on stdin")
+        opts = _options(_flags(fmt, text_column, title_column, body_column, None, None),
+                        model.input_options, "the bundle", data if data is not None else Path("-"))
+        issues = read_issues(data, opts, sys.stdin)
+        items = [({"number": i.number} if i.number is not None else {"row": i.row}, i.text) for i in issues]
+    calls = model.classify([text for _, text in items], precision=precision) if items else []
+    about = {"name": bundle.resolve().name, "version": model.version, "strategy": model.manifest.get("strategy")}
+    for (ident, text), row in zip(items, calls):
+        shown = row[:top_k] if top_k else row
+        record: dict[str, Any] = {
+            **ident,
+            "labels": [{"label": c.label, "score": round(c.score, 4), "decision": c.decision} for c in shown],
+            "apply": [c.label for c in row if c.decision == "apply"],
+            "suggest": [c.label for c in row if c.decision == "suggest"],
+            "bundle": about,
+        }
         if explain:
             record["explain"] = model.explain(text).to_dict()
         if as_json:
             typer.echo(json.dumps(record, default=str))
-        else:
-            head = f"#{number}: " if number is not None else ""
-            typer.echo(head + (", ".join(f"{p.label} ({p.score:.2f})" for p in preds) or "(no label)"))
-            if explain:
-                typer.echo(json.dumps(record["explain"], indent=2, default=str))
+            continue
+        head = f"#{ident['number']}: " if ident.get("number") is not None else \
+            (f"row {ident['row']}: " if ident.get("row") is not None else "")
+        if not (all_scores or top_k):
+            shown = [c for c in row if c.decision != "below"]
+        typer.echo(head + (", ".join(f"{c.label} ({c.score:.2f}, {c.decision})" for c in shown) or "(no label)"))
+        if explain:
+            typer.echo(json.dumps(record["explain"], indent=2, default=str))
 
 
 @app.command()

@@ -75,6 +75,19 @@ class LabelMap:
             raise DataError(f"label map {path}: {exc}") from None
         return cls(mapping, descriptions, data.get("name"), groups)
 
+    def to_dict(self) -> dict:
+        """The map as JSON-ready data (what bundles and split.json record); :meth:`from_dict` reads it."""
+        return {"name": self.name, "labels": dict(self.mapping), "descriptions": dict(self.descriptions),
+                "exclusive": [list(g) for g in self.exclusive]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabelMap":
+        mapping = {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
+        if not mapping:
+            raise DataError("a recorded label map maps no labels")
+        return cls(mapping, {str(k): str(v) for k, v in (data.get("descriptions") or {}).items()},
+                   data.get("name"), [list(g) for g in data.get("exclusive") or []])
+
     @classmethod
     def identity(cls, issues: Iterable[Issue], min_count: int = 1) -> "LabelMap":
         """Every label seen at least ``min_count`` times maps to itself (no map given)."""

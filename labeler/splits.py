@@ -1,8 +1,9 @@
 """Train/validation/test splits and nested low-data training slices (shared/BENCHMARK.md).
 
 * :func:`split_indices`: scikit-multilearn's ``iterative_train_test_split`` (stratified for
-  multi-label data), 50% train, the rest 50/50 into validation and test. The seed permutes
-  the rows first and seeds NumPy, so each seed gives a different, reproducible split.
+  multi-label data); by default 50% train, the rest 50/50 into validation and test, other
+  validation/test sizes as fractions or counts (0: no such part). The seed permutes the rows
+  first and seeds NumPy, so each seed gives a different, reproducible split.
 * :func:`training_slices`: nested subsets of train of target sizes 8, 16, ... 512 and all,
   grown with the same iterative split, as chapter 9 of the book does; the actual sizes
   (which the stratification makes approximate) are what callers should report.
@@ -25,17 +26,72 @@ def _split(indices: np.ndarray, y: np.ndarray, test_size: float) -> tuple[np.nda
     return x_rest.ravel(), x_taken.ravel()
 
 
-def split_indices(y: np.ndarray, seed: int = 0, train_fraction: float = 0.5) -> dict[str, np.ndarray]:
-    """Row indices of ``train``, ``valid`` and ``test`` for a 0/1 label matrix ``y``."""
+def part_size(size: float | int, n: int, name: str = "size") -> int:
+    """Rows of a part of ``n`` rows: ``size`` is a fraction (0 <= size < 1) or a count (an
+    integer >= 1). Raises :class:`ValueError` for anything else."""
+    if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a fraction or a count, got {size!r}")
+    if size < 0:
+        raise ValueError(f"{name} must not be negative, got {size}")
+    if size < 1:
+        return int(round(size * n))
+    if float(size) != int(size):
+        raise ValueError(f"{name} is a fraction (below 1) or a whole count, got {size}")
+    return int(size)
+
+
+def _exact(first: np.ndarray, second: np.ndarray, n_first: int,
+           rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """Move rows at random between two parts until ``first`` has ``n_first`` rows."""
+    if len(first) > n_first:
+        moved = rng.choice(len(first), len(first) - n_first, replace=False)
+        keep = np.setdiff1d(np.arange(len(first)), moved)
+        return first[keep], np.concatenate([second, first[moved]])
+    if len(first) < n_first:
+        moved = rng.choice(len(second), n_first - len(first), replace=False)
+        keep = np.setdiff1d(np.arange(len(second)), moved)
+        return np.concatenate([first, second[moved]]), second[keep]
+    return first, second
+
+
+def split_indices(y: np.ndarray, seed: int = 0, valid: float | int = 0.25,
+                  test: float | int = 0.25) -> dict[str, np.ndarray]:
+    """Row indices of ``train``, ``valid`` and ``test`` for a 0/1 label matrix ``y``.
+
+    ``valid`` and ``test`` are fractions of the rows (below 1, approximate as stratification
+    makes them) or counts (exact: stratification's surplus or shortfall of a part is moved
+    at random); train is the rest.
+    A part of size 0 is empty (``test=0`` when the test set comes from elsewhere). The
+    defaults (25%/25%) give the same splits as the benchmark has always used: train is split
+    off first, then the rest is divided between validation and test."""
     n = y.shape[0]
     if n < 4:
         raise ValueError(f"need at least 4 labelled issues to split, got {n}")
+    n_valid, n_test = part_size(valid, n, "valid"), part_size(test, n, "test")
+    if n_valid + n_test >= n:
+        raise ValueError(f"valid ({n_valid}) and test ({n_test}) leave no training issues out of {n}")
     rng = np.random.RandomState(seed)
     order = rng.permutation(n)
     np.random.seed(seed)  # iterative stratification breaks ties with NumPy's global state
-    rest, train = _split(order, y[order], test_size=train_fraction)
-    valid, test = _split(rest, y[rest], test_size=0.5)
-    return {"train": np.sort(train), "valid": np.sort(valid), "test": np.sort(test)}
+    empty = np.array([], dtype=int)
+    held = n_valid + n_test
+    if held == 0:
+        return {"train": np.arange(n), "valid": empty, "test": empty}
+    # fractions as given when both are fractions, so the defaults reproduce the old 0.5 / 0.5
+    fractions = all(isinstance(s, (float, np.floating)) and s < 1 for s in (valid, test))
+    held_fraction = (valid + test) if fractions else held / n
+    rest, train = _split(order, y[order], test_size=1.0 - held_fraction)
+    if not fractions:  # a count is exact: stratification's surplus or shortfall moves at random
+        rest, train = _exact(rest, train, held, rng)
+    if n_valid == 0:
+        return {"train": np.sort(train), "valid": empty, "test": np.sort(rest)}
+    if n_test == 0:
+        return {"train": np.sort(train), "valid": np.sort(rest), "test": empty}
+    test_share = test / (valid + test) if fractions else n_test / held
+    valid_idx, test_idx = _split(rest, y[rest], test_size=test_share)
+    if not fractions:
+        valid_idx, test_idx = _exact(valid_idx, test_idx, n_valid, rng)
+    return {"train": np.sort(train), "valid": np.sort(valid_idx), "test": np.sort(test_idx)}
 
 
 def training_slices(y_train: np.ndarray, seed: int = 0,
