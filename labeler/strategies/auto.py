@@ -59,7 +59,11 @@ DEFAULT_CANDIDATES: list[list[Any]] = [
     ["finetune", {}, 400],
 ]
 #: transformer candidates are not started with less than this many seconds left
-MIN_TRANSFORMER_SECONDS = 120
+MIN_TRANSFORMER_SECONDS = 180
+#: share of the remaining budget a transformer candidate may train for: the rest covers what its
+#: own budget does not bound (loading the model, setfit's head, scoring the validation issues),
+#: which took up to as long as the training itself on a loaded 2-core machine
+TRANSFORMER_SHARE = 0.5
 #: strategies whose parameters include a wall-clock budget of their own
 BUDGETED = ("setfit", "finetune")
 
@@ -225,7 +229,7 @@ class Auto(Strategy):
                 if left < MIN_TRANSFORMER_SECONDS:
                     entry["skipped"] = f"budget: {left:.0f}s left, needs at least {MIN_TRANSFORMER_SECONDS}s"
                     continue
-                params = {**params, "max_seconds": min(float(params.get("max_seconds") or left), left * 0.8)}
+                params = {**params, "max_seconds": min(float(params.get("max_seconds") or left), left * TRANSFORMER_SHARE)}
             elif expected > left:
                 entry["skipped"] = f"budget: {left:.0f}s left, expected {expected:.0f}s"
                 continue
@@ -258,7 +262,7 @@ class Auto(Strategy):
         return self
 
     @staticmethod
-    def _latency(member: Strategy, texts: Sequence[str], sample: int = 32) -> float:
+    def _latency(member: Strategy, texts: Sequence[str], sample: int = 8) -> float:
         """Milliseconds per issue to score new issues: a sample scored with the embedding
         cache off, as a new issue would be (wall clock, not the budget's clock)."""
         from labeler.encoders import cache_disabled

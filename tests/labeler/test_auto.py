@@ -60,7 +60,7 @@ def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
     monkeypatch.setitem(__import__("labeler.strategies", fromlist=["REGISTRY"]).REGISTRY, "finetune", Budgeted)
     auto = get_strategy("auto")(labels, budget=1000, candidates=[["finetune", {}]])
     auto.fit(texts, label_sets, valid=(texts, label_sets))
-    assert 0 < seen["max_seconds"] <= 800
+    assert 0 < seen["max_seconds"] <= 500  # half of what is left: the rest is for what it does not bound
     tiny = get_strategy("auto")(labels, budget=60, candidates=[["naive_bayes", {}], ["finetune", {}]])
     tiny.fit(texts, label_sets, valid=(texts, label_sets))
     assert "at least" in tiny.fitted_info["candidates"][1]["skipped"]
