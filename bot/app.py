@@ -89,6 +89,8 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         try:
             info["queue"] = queue.depth() if queue is not None else None
             info["deliveries"] = store.status_counts()
+            if info["deliveries"].get("poison"):  # quarantined: an operator should look
+                info["poison"] = [d["delivery_id"] for d in store.deliveries("poison", 20)]
         except Exception as exc:
             info["status"] = "degraded"
             info["error"] = str(exc)
@@ -103,10 +105,11 @@ def create_app_from_env():
     environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
     from bot.predictor import describe_model
     from bot.queue import make_huey
-    from bot.settings import Settings, build_worker
+    from bot.settings import Settings, build_worker, check_backends
 
     settings = Settings.from_env()
     secret = settings.require_secret()
+    check_backends(settings)
     store = Store(settings.database_url)
     queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
     return create_app(secret=secret, store=store, queue=queue, model=describe_model(settings.bundle), dry_run=settings.dry_run,
