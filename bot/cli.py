@@ -70,6 +70,7 @@ def curl_command(url: str, headers: dict[str, str], body: bytes) -> str:
 def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8000, help="port to listen on"),
           workers: int = typer.Option(1, help="worker threads labelling issues"),
+          http_threads: int = typer.Option(8, help="threads answering HTTP requests (a fixed pool)"),
           generate_secret: bool = typer.Option(False, "--generate-secret",
                                                help="no GITHUB_WEBHOOK_SECRET? make a random one for this run "
                                                     "and print a signed example delivery (local trials only)"),
@@ -78,8 +79,6 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
     For production run them separately: gunicorn/waitress for ``bot.app:create_app_from_env()``
     and ``huey_consumer bot.huey_app.huey`` (see bot/README.md)."""
-    from werkzeug.serving import make_server
-
     from bot.app import create_app
     from bot.predictor import PredictorUnavailable
     from bot.queue import TaskQueue, make_huey
@@ -109,10 +108,15 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     model = worker.predictor.describe()
     web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,
                      bot_logins=settings.bot_logins)
-    server = make_server(host, port, web, threaded=True)
-    threading.Thread(target=server.serve_forever, name="webhook-server", daemon=True).start()
-    url = f"http://{host}:{server.server_port}/webhook"
-    typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{server.server_port}/healthz")
+    from bot.server import serve_in_thread
+
+    try:  # waitress: a fixed thread pool, idle connections time out, 413 before buffering
+        server = serve_in_thread(web, host, port, threads=http_threads)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {_one_line(exc)}")
+    bound = server.effective_port
+    url = f"http://{host}:{bound}/webhook"
+    typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{bound}/healthz")
     typer.echo(f"  model: {model}; {'DRY-RUN (no GitHub credentials: nothing is written to GitHub)' if settings.dry_run else 'live'}")
     typer.echo(f"  store: {mask_url(settings.database_url)}; queue: {mask_url(settings.queue_url)}")
     if warning:
@@ -127,7 +131,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     try:
         consumer.run()  # blocks; Ctrl-C / SIGTERM stop it gracefully
     finally:
-        server.shutdown()
+        server.close()
 
 
 @app.command("send-example")
