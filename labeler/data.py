@@ -19,6 +19,7 @@ Accepted shapes:
 from __future__ import annotations
 
 import csv
+import sys
 import gzip
 import io
 import json
@@ -162,6 +163,8 @@ def _iter_csv(path: Path, opts: LoadOptions) -> Iterator[Issue]:
         fh = _open_text(path)
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
+    # csv's default field limit is 131,072 characters; an issue body may be longer
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with fh:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
