@@ -38,7 +38,7 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
     if not secret:
         raise ValueError("a webhook secret is required")
     router = router or default_router
-    app = Flask("issue_labeler_bot")
+    app = Flask("issue_labeler_bot", static_folder=None)  # no static route: the bot serves no files
     # werkzeug refuses to read a larger body (413) before we hash anything
     app.config["MAX_CONTENT_LENGTH"] = sansio.MAX_BODY_BYTES
 
@@ -55,12 +55,16 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         try:
             delivery = sansio.parse_delivery(request.headers, body, secret)
         except sansio.WebhookError as exc:
-            log.info("rejected delivery %s: %s", request.headers.get("X-GitHub-Delivery"), exc.message)
+            log.info("rejected delivery %s (event %s): %s", sansio.safe_header(request.headers.get("X-GitHub-Delivery")),
+                     sansio.safe_header(request.headers.get("X-GitHub-Event")), sansio.safe_header(exc.message, 300))
             return error(exc.status, exc.message)
         ping = delivery.event == "ping"  # the webhook's handshake, not an event for a handler
         route = router.route(delivery, bot_logins)
         final = ping or not route.handled
-        payload_json = body.decode("utf-8")
+        # the validated payload (unpaired surrogates and NULs replaced: storable anywhere)
+        payload_json = body.decode("utf-8") if delivery.payload is None else json.dumps(delivery.payload,
+                                                                                      ensure_ascii=False)
+        # a redelivery of a *failed* delivery reopens it (Store.add_delivery)
         new = store.add_delivery(delivery.delivery_id, delivery.event, payload_json, action=delivery.action,
                                  repo=delivery.repo, issue_number=delivery.issue_number,
                                  installation_id=delivery.installation_id,
@@ -76,7 +80,7 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
             try:
                 queue.enqueue(delivery.delivery_id)
             except Exception:  # stored durably: recovery will enqueue it
-                log.exception("could not enqueue %s; it will be recovered", delivery.delivery_id)
+                log.exception("could not enqueue %s; it will be recovered", sansio.safe_header(delivery.delivery_id))
         return jsonify({"status": "queued", "delivery": delivery.delivery_id}), 202
 
     @app.get("/healthz")
@@ -85,6 +89,8 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         try:
             info["queue"] = queue.depth() if queue is not None else None
             info["deliveries"] = store.status_counts()
+            if info["deliveries"].get("poison"):  # quarantined: an operator should look
+                info["poison"] = [d["delivery_id"] for d in store.deliveries("poison", 20)]
         except Exception as exc:
             info["status"] = "degraded"
             info["error"] = str(exc)
@@ -99,10 +105,11 @@ def create_app_from_env():
     environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
     from bot.predictor import describe_model
     from bot.queue import make_huey
-    from bot.settings import Settings, build_worker
+    from bot.settings import Settings, build_worker, check_backends
 
     settings = Settings.from_env()
     secret = settings.require_secret()
+    check_backends(settings)
     store = Store(settings.database_url)
     queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
     return create_app(secret=secret, store=store, queue=queue, model=describe_model(settings.bundle), dry_run=settings.dry_run,

@@ -19,8 +19,14 @@ from typing import Optional
 import typer
 
 from bot.predictor import labeler_cli
+from bot.settings import mask_url
 
 app = labeler_cli()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -64,6 +70,7 @@ def curl_command(url: str, headers: dict[str, str], body: bytes) -> str:
 def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8000, help="port to listen on"),
           workers: int = typer.Option(1, help="worker threads labelling issues"),
+          http_threads: int = typer.Option(8, help="threads answering HTTP requests (a fixed pool)"),
           generate_secret: bool = typer.Option(False, "--generate-secret",
                                                help="no GITHUB_WEBHOOK_SECRET? make a random one for this run "
                                                     "and print a signed example delivery (local trials only)"),
@@ -72,12 +79,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
 
     For production run them separately: gunicorn/waitress for ``bot.app:create_app_from_env()``
     and ``huey_consumer bot.huey_app.huey`` (see bot/README.md)."""
-    from werkzeug.serving import make_server
-
     from bot.app import create_app
     from bot.predictor import PredictorUnavailable
     from bot.queue import TaskQueue, make_huey
-    from bot.settings import Settings, SettingsError, build_worker
+    from bot.settings import Settings, SettingsError, build_worker, check_backends
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -89,10 +94,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
         else:
             generated = False
         secret = settings.require_secret()
+        check_backends(settings)  # an unreachable database or queue: refuse to start
         worker = build_worker(settings)
         warning = worker.predictor.check()
     except SettingsError as exc:
-        _fail(str(exc))
+        _fail(_one_line(exc))
     except PredictorUnavailable as exc:
         _fail(f"the model bundle cannot be used: {exc}")
     queue = TaskQueue(make_huey(settings.queue_url), lambda: worker)
@@ -102,12 +108,17 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     model = worker.predictor.describe()
     web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,
                      bot_logins=settings.bot_logins)
-    server = make_server(host, port, web, threaded=True)
-    threading.Thread(target=server.serve_forever, name="webhook-server", daemon=True).start()
-    url = f"http://{host}:{server.server_port}/webhook"
-    typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{server.server_port}/healthz")
+    from bot.server import serve_in_thread
+
+    try:  # waitress: a fixed thread pool, idle connections time out, 413 before buffering
+        server = serve_in_thread(web, host, port, threads=http_threads)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {_one_line(exc)}")
+    bound = server.effective_port
+    url = f"http://{host}:{bound}/webhook"
+    typer.echo(f"issue-labeler: webhook on {url}, health on http://{host}:{bound}/healthz")
     typer.echo(f"  model: {model}; {'DRY-RUN (no GitHub credentials: nothing is written to GitHub)' if settings.dry_run else 'live'}")
-    typer.echo(f"  store: {settings.database_url}; queue: {settings.queue_url}")
+    typer.echo(f"  store: {mask_url(settings.database_url)}; queue: {mask_url(settings.queue_url)}")
     if warning:
         typer.echo(f"  WARNING: {warning}", err=True)
     if generated:
@@ -120,7 +131,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     try:
         consumer.run()  # blocks; Ctrl-C / SIGTERM stop it gracefully
     finally:
-        server.shutdown()
+        server.close()
 
 
 @app.command("send-example")
@@ -167,6 +178,68 @@ def export_corrections(output: Optional[Path] = typer.Option(None, "--output", "
         if output:
             out.close()
     typer.echo(f"{n} corrected issue(s) exported", err=True)
+
+
+deliveries_app = typer.Typer(help="Deliveries in the store: list them, retry failed ones.", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
+
+
+def _open_store(database_url: str | None):
+    from bot.store import DEFAULT_DATABASE_URL, Store
+
+    url = database_url or DEFAULT_DATABASE_URL
+    try:
+        return Store(url)
+    except Exception as exc:  # unreachable database: one line, not a traceback
+        _fail(f"cannot open the store {mask_url(url)}: {_one_line(exc)}")
+
+
+@deliveries_app.command("list")
+def deliveries_list(status: Optional[str] = typer.Option(None, help="only this status (failed, poison, queued, ...)"),
+                    limit: int = typer.Option(50, help="at most this many, newest first"),
+                    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
+                    database_url: Optional[str] = typer.Option(None, envvar="ISSUE_LABELER_DATABASE_URL",
+                                                               help="store URL")) -> None:
+    """The newest deliveries, with status, attempts and the last error."""
+    rows = _open_store(database_url).deliveries(status, limit)
+    for r in rows:
+        if as_json:
+            typer.echo(json.dumps(r))
+        else:
+            where = f"{r['repo']}#{r['issue_number']}" if r["repo"] else "-"
+            error = (r["error"] or "").replace("\n", " ")[:100]
+            typer.echo(f"{r['delivery_id']}\t{r['event']}.{r['action'] or ''}\t{where}\t{r['status']}\t"
+                       f"attempts={r['attempts']}\t{error}")
+    typer.echo(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'}", err=True)
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(delivery_id: Optional[str] = typer.Argument(None, help="the X-GitHub-Delivery id"),
+                     all_failed: bool = typer.Option(False, "--all-failed", help="every failed delivery"),
+                     database_url: Optional[str] = typer.Option(None, envvar="ISSUE_LABELER_DATABASE_URL",
+                                                                help="store URL"),
+                     queue_url: Optional[str] = typer.Option(None, envvar="ISSUE_LABELER_QUEUE_URL",
+                                                             help="queue URL")) -> None:
+    """Put a failed (or poison) delivery, or every failed one, back in the queue with its
+    attempts reset. A running worker picks it up (or the next recovery, within minutes)."""
+    if bool(delivery_id) == all_failed:
+        _fail("give one delivery ID or --all-failed")
+    store = _open_store(database_url)
+    ids = store.retry(delivery_id, all_failed=all_failed)
+    if not ids and delivery_id:
+        row = store.delivery(delivery_id)
+        _fail(f"no delivery {delivery_id}" if row is None else
+              f"delivery {delivery_id} is {row['status']}, not failed or poison", 1)
+    try:
+        from bot.queue import TaskQueue, make_huey
+        from bot.settings import DEFAULT_QUEUE_URL
+
+        queue = TaskQueue(make_huey(queue_url or DEFAULT_QUEUE_URL), lambda: None)
+        for d in ids:
+            queue.enqueue(d)
+    except Exception as exc:  # stored as queued: the worker's recovery enqueues them
+        typer.echo(f"warning: could not enqueue ({_one_line(exc)}); the worker's recovery will", err=True)
+    typer.echo(f"{len(ids)} deliver{'y' if len(ids) == 1 else 'ies'} queued again")
 
 
 def main() -> None:

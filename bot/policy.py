@@ -218,7 +218,8 @@ def decide(facts: IssueFacts, config: RepoConfig, scored: Scored) -> LabelDecisi
             out.skipped[label] = "already on the issue"
         elif key in by_bot:
             out.skipped[label] = "the bot added it before"
-        elif len(picks) >= config.max_labels:
+        elif len(picks) >= (config.max_labels - len(by_bot) if picks is out.apply else config.max_labels):
+            # max_labels bounds the labels the bot ever adds to the issue, earlier ones included
             out.skipped[label] = f"max_labels ({config.max_labels}) reached"
         else:
             picks.append((label, score))

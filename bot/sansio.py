@@ -16,10 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bot import schema
 from bot.predictor import issue_text as _issue_text
+
+_EVENT = re.compile(r"^[a-z_]+$")
+_DELIVERY = re.compile(r"^[\x21-\x7e]+$")  # GitHub's are UUIDs; printable ASCII, no spaces
 
 #: GitHub caps webhook payloads at 25 MB; anything larger is not from GitHub.
 MAX_BODY_BYTES = 25 * 1024 * 1024
@@ -114,18 +119,22 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str | bytes)
 
     Order matters: size first (cheap, and we never hash 1 GB), then the signature (nothing
     unauthenticated is parsed or stored), then headers and JSON. Raises
-    :class:`WebhookError` with 413, 401, 400 or 415."""
+    :class:`WebhookError` with 413, 401, 400, 415 or 422 (:mod:`bot.schema`)."""
     if len(body) > MAX_BODY_BYTES:
         raise WebhookError(413, f"body of {len(body)} bytes is over GitHub's 25 MB limit")
     verify_signature(body, _header(headers, "X-Hub-Signature-256"), secret)
     event = _header(headers, "X-GitHub-Event")
     if not event:
         raise WebhookError(400, "missing X-GitHub-Event header")
+    if len(event) > 100 or not _EVENT.match(event):
+        raise WebhookError(400, "X-GitHub-Event header is not an event name")
     delivery_id = _header(headers, "X-GitHub-Delivery")
     if not delivery_id:
         raise WebhookError(400, "missing X-GitHub-Delivery header")
     if len(delivery_id) > 200:
         raise WebhookError(400, "X-GitHub-Delivery header is too long")
+    if not _DELIVERY.match(delivery_id):
+        raise WebhookError(400, "X-GitHub-Delivery header has characters a delivery id never has")
     content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json":
         # GitHub can also send application/x-www-form-urlencoded (payload=...); we ask the
@@ -136,9 +145,32 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str | bytes)
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WebhookError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise WebhookError(400, f"body is JSON nested more than {schema.MAX_DEPTH} levels deep") from None
     if not isinstance(payload, dict):
         raise WebhookError(400, "body is JSON but not an object")
-    return Delivery(delivery_id=delivery_id, event=event, payload=payload, body=body)
+    return Delivery(delivery_id=delivery_id, event=event, payload=validate_payload(event, payload), body=body)
+
+
+def validate_payload(event: str, payload: Any) -> dict[str, Any]:
+    """The payload checked against :mod:`bot.schema` (strict types, bounded sizes, unpaired
+    surrogates replaced); :class:`WebhookError` 422 when it fails."""
+    try:
+        return schema.validate(event, payload)
+    except schema.PayloadError as exc:
+        raise WebhookError(422, f"payload refused: {exc}") from None
+
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def safe_header(value: Any, limit: int = 100) -> str:
+    """A header value fit for a log line: printable ASCII only (others as ``?``), at most
+    ``limit`` characters, so a hostile header cannot forge log lines or flood them."""
+    if value is None:
+        return "-"
+    text = _UNSAFE.sub("?", str(value))
+    return text if len(text) <= limit else text[:limit] + f"...({len(text)} chars)"
 
 
 # -- reading payloads -----------------------------------------------------------------------

@@ -32,6 +32,21 @@ from bot.store import DEFAULT_DATABASE_URL
 DEFAULT_QUEUE_URL = "sqlite:///issue-labeler-queue.sqlite3"
 
 
+def mask_url(url: str) -> str:
+    """A database or queue URL fit to print: the password replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    except ValueError:
+        return "(unprintable URL)"
+
+
 class SettingsError(Exception):
     """A configuration problem the operator must fix; the message says how."""
 
@@ -50,6 +65,7 @@ class Settings:
     config_file: str | None = None
     bot_logins: frozenset[str] = field(default_factory=frozenset)
     max_attempts: int = 5
+    blank_secret: bool = False  # GITHUB_WEBHOOK_SECRET is set but empty or whitespace
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -64,7 +80,8 @@ class Settings:
         except ValueError:
             raise SettingsError("ISSUE_LABELER_MAX_ATTEMPTS must be an integer") from None
         settings = cls(
-            webhook_secret=env.get("GITHUB_WEBHOOK_SECRET") or None,
+            webhook_secret=env.get("GITHUB_WEBHOOK_SECRET") if get("GITHUB_WEBHOOK_SECRET") else None,
+            blank_secret=env.get("GITHUB_WEBHOOK_SECRET") is not None and not get("GITHUB_WEBHOOK_SECRET"),
             app_id=get("GITHUB_APP_ID"), private_key=env.get("GITHUB_PRIVATE_KEY") or None,
             token=get("GITHUB_TOKEN"), api_url=get("GITHUB_API_URL") or "https://api.github.com",
             database_url=get("ISSUE_LABELER_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -78,6 +95,9 @@ class Settings:
         return settings
 
     def require_secret(self) -> str:
+        if not self.webhook_secret and self.blank_secret:
+            raise SettingsError("GITHUB_WEBHOOK_SECRET is empty or only whitespace: set it to the webhook's secret "
+                                "(or unset it and run `issue-labeler serve --generate-secret` to try it locally).")
         if not self.webhook_secret:
             raise SettingsError("GITHUB_WEBHOOK_SECRET is not set: the bot will not accept unsigned webhooks. "
                                 "Set it to the secret configured on the GitHub webhook or App "
@@ -117,12 +137,47 @@ def build_github(settings: Settings):
                 labels = {str(k): None for k in data["repository_labels"]}
         return DryRunGitHub(labels=labels, config_text=text)
     if settings.app_id:
-        try:
-            key = load_private_key(settings.private_key or "")
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
+        key = check_private_key(settings.private_key or "")
         return PyGithubClient(app_id=settings.app_id, private_key=key, base_url=settings.api_url)
     return PyGithubClient(token=settings.token, base_url=settings.api_url)
+
+
+def check_private_key(value: str) -> str:
+    """The App's private key as PEM text; :class:`SettingsError` when it cannot be read or
+    does not parse as a private key (found at startup, not at the first delivery)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from bot.github import load_private_key
+
+    try:
+        key = load_private_key(value)
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"GITHUB_PRIVATE_KEY cannot be read: {exc}") from None
+    try:
+        serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SettingsError(f"GITHUB_PRIVATE_KEY is not a usable PEM private key: {first}") from None
+    return key
+
+
+def check_backends(settings: Settings) -> None:
+    """Open the store and the queue once; :class:`SettingsError` (one line, password masked)
+    when either is unreachable."""
+    from bot.queue import make_huey
+    from bot.store import Store
+
+    def line(exc: BaseException) -> str:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+    try:
+        Store(settings.database_url).engine.dispose()
+    except Exception as exc:
+        raise SettingsError(f"the database {mask_url(settings.database_url)} cannot be used: {line(exc)}") from None
+    try:
+        make_huey(settings.queue_url).pending_count()
+    except Exception as exc:
+        raise SettingsError(f"the queue {mask_url(settings.queue_url)} cannot be used: {line(exc)}") from None
 
 
 def build_worker(settings: Settings):

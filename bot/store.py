@@ -19,7 +19,17 @@ Tables, and who writes them:
 
 Delivery status: ``queued`` -> ``processing`` -> ``done`` | ``ignored`` | ``skipped`` |
 ``failed``, or back to ``retry`` (waiting for a backoff) or ``queued`` (waiting for a
-``delay``). :meth:`Store.claim` moves ``queued``/``retry`` to ``processing`` in one UPDATE, so
+``delay``, or for another delivery of the same issue to finish). ``poison``: the delivery
+was claimed ``max_attempts`` times and never finished (it killed its worker each time); it
+is quarantined until an operator retries it (``issue-labeler deliveries retry``). A
+``failed`` delivery is reopened when GitHub redelivers it (same ``X-GitHub-Delivery``);
+any other redelivery is a duplicate.
+
+``issue_leases``       one row per (repo, issue) being worked on: a worker holds the lease
+                       while it decides and writes, so two deliveries of one issue (an
+                       ``opened`` and an ``edited`` arriving together) are processed one after
+                       the other, across threads, processes and machines. A lease expires
+                       (a worker that died frees it after ``lease_seconds``). :meth:`Store.claim` moves ``queued``/``retry`` to ``processing`` in one UPDATE, so
 two workers (or a task enqueued twice) cannot both process one delivery.
 """
 
@@ -31,15 +41,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import (Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine, event,
-                        func, select, update)
+from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine,
+                        delete, event, func, select, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from bot.predictor import issue_text
 
 DEFAULT_DATABASE_URL = "sqlite:///issue-labeler.sqlite3"
-FINAL = ("done", "ignored", "skipped", "failed")
+FINAL = ("done", "ignored", "skipped", "failed", "poison")
+#: GitHub's ids and issue numbers are 64-bit (PostgreSQL's INTEGER is 32-bit)
+BigInt = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -53,8 +65,8 @@ class DeliveryRow(Base):
     event: Mapped[str] = mapped_column(String(100))
     action: Mapped[str | None] = mapped_column(String(100))
     repo: Mapped[str | None] = mapped_column(String(300), index=True)
-    issue_number: Mapped[int | None] = mapped_column(Integer)
-    installation_id: Mapped[int | None] = mapped_column(Integer)
+    issue_number: Mapped[int | None] = mapped_column(BigInt)
+    installation_id: Mapped[int | None] = mapped_column(BigInt)
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), index=True, default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -71,7 +83,7 @@ class PredictionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_id: Mapped[str] = mapped_column(String(200), unique=True)
     repo: Mapped[str] = mapped_column(String(300), index=True)
-    issue_number: Mapped[int] = mapped_column(Integer)
+    issue_number: Mapped[int] = mapped_column(BigInt)
     title: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
     model: Mapped[str] = mapped_column(String(300))
@@ -89,7 +101,7 @@ class AppliedLabelRow(Base):
     __table_args__ = (UniqueConstraint("repo", "issue_number", "label", "dry_run"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo: Mapped[str] = mapped_column(String(300))
-    issue_number: Mapped[int] = mapped_column(Integer)
+    issue_number: Mapped[int] = mapped_column(BigInt)
     label: Mapped[str] = mapped_column(String(200))
     score: Mapped[float] = mapped_column(Float)
     delivery_id: Mapped[str] = mapped_column(String(200))
@@ -102,8 +114,8 @@ class CommentRow(Base):
     __table_args__ = (UniqueConstraint("repo", "issue_number"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo: Mapped[str] = mapped_column(String(300))
-    issue_number: Mapped[int] = mapped_column(Integer)
-    comment_id: Mapped[int | None] = mapped_column(Integer)
+    issue_number: Mapped[int] = mapped_column(BigInt)
+    comment_id: Mapped[int | None] = mapped_column(BigInt)
     body: Mapped[str] = mapped_column(Text)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
@@ -115,7 +127,7 @@ class HumanLabelEventRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_id: Mapped[str] = mapped_column(String(200), unique=True)
     repo: Mapped[str] = mapped_column(String(300), index=True)
-    issue_number: Mapped[int] = mapped_column(Integer)
+    issue_number: Mapped[int] = mapped_column(BigInt)
     label: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(10))  # added | removed
     actor: Mapped[str | None] = mapped_column(String(200))
@@ -126,11 +138,20 @@ class HumanLabelEventRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class IssueLeaseRow(Base):
+    __tablename__ = "issue_leases"
+    repo: Mapped[str] = mapped_column(String(300), primary_key=True)
+    issue_number: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 class ServedRepoRow(Base):
     __tablename__ = "served_repos"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo: Mapped[str] = mapped_column(String(300), unique=True)
-    installation_id: Mapped[int | None] = mapped_column(Integer)
+    installation_id: Mapped[int | None] = mapped_column(BigInt)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -175,7 +196,9 @@ class Store:
     def add_delivery(self, delivery_id: str, event: str, payload_json: str, *, action: str | None = None,
                      repo: str | None = None, issue_number: int | None = None,
                      installation_id: int | None = None, status: str = "queued") -> bool:
-        """Store an accepted delivery; False when this ``delivery_id`` was seen before."""
+        """Store an accepted delivery; False when this ``delivery_id`` was seen before (a
+        duplicate), except that a redelivery of a ``failed`` delivery reopens it (status
+        ``queued``, attempts back to 0, the redelivered payload) and counts as new."""
         row = DeliveryRow(delivery_id=delivery_id, event=event, action=action, repo=repo,
                           issue_number=issue_number, installation_id=installation_id,
                           payload=payload_json, status=status, attempts=0, received_at=self.clock(),
@@ -184,22 +207,98 @@ class Store:
             with self.session.begin() as s:
                 s.add(row)
         except IntegrityError:
-            return False
+            if status in FINAL:  # an ignored redelivery stays a duplicate
+                return False
+            with self.session.begin() as s:
+                res = s.execute(update(DeliveryRow)
+                                .where(DeliveryRow.delivery_id == delivery_id, DeliveryRow.status == "failed")
+                                .values(status="queued", attempts=0, payload=payload_json, received_at=self.clock(),
+                                        claimed_at=None, next_attempt_at=None, finished_at=None))
+            return res.rowcount == 1
         return True
 
-    def claim(self, delivery_id: str) -> Claimed | None:
+    def retry(self, delivery_id: str | None = None, *, all_failed: bool = False) -> list[str]:
+        """An operator's retry (``issue-labeler deliveries retry``): a ``failed`` or ``poison``
+        delivery (or every ``failed`` one) goes back to ``queued`` with attempts at 0.
+        Returns the ids reopened; the caller enqueues them (recovery would, too)."""
+        cond = (DeliveryRow.status == "failed") if all_failed else (
+            (DeliveryRow.delivery_id == delivery_id) & DeliveryRow.status.in_(("failed", "poison")))
+        with self.session.begin() as s:
+            ids = list(s.execute(select(DeliveryRow.delivery_id).where(cond)).scalars())
+            if ids:
+                s.execute(update(DeliveryRow).where(DeliveryRow.delivery_id.in_(ids))
+                          .values(status="queued", attempts=0, claimed_at=None, next_attempt_at=None,
+                                  finished_at=None))
+        return ids
+
+    def deliveries(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest deliveries (optionally of one status), for ``deliveries list``."""
+        cols = [DeliveryRow.delivery_id, DeliveryRow.event, DeliveryRow.action, DeliveryRow.repo,
+                DeliveryRow.issue_number, DeliveryRow.status, DeliveryRow.attempts, DeliveryRow.error,
+                DeliveryRow.received_at]
+        q = select(*cols).order_by(DeliveryRow.id.desc()).limit(limit)
+        if status:
+            q = q.where(DeliveryRow.status == status)
+        with self.session() as s:
+            return [dict(r._mapping) for r in s.execute(q)]
+
+    def claim(self, delivery_id: str, *, max_attempts: int | None = None) -> Claimed | None:
         """Take a ``queued``/``retry`` delivery for processing (one atomic UPDATE); None when it
-        is done, being processed elsewhere, or unknown."""
+        is done, being processed elsewhere, or unknown. With ``max_attempts``, a delivery that
+        was already claimed that many times without finishing (its worker died each time:
+        failures the worker sees end as ``retry`` or ``failed``) is quarantined as ``poison``
+        instead, so the bound on attempts holds across process deaths."""
         now = self.clock()
         with self.session.begin() as s:
-            res = s.execute(update(DeliveryRow)
-                            .where(DeliveryRow.delivery_id == delivery_id,
-                                   DeliveryRow.status.in_(("queued", "retry")))
+            where = [DeliveryRow.delivery_id == delivery_id, DeliveryRow.status.in_(("queued", "retry"))]
+            if max_attempts is not None:
+                where.append(DeliveryRow.attempts < max_attempts)
+            res = s.execute(update(DeliveryRow).where(*where)
                             .values(status="processing", claimed_at=now, attempts=DeliveryRow.attempts + 1))
             if res.rowcount != 1:
+                if max_attempts is not None:
+                    s.execute(update(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id,
+                                                        DeliveryRow.status.in_(("queued", "retry")),
+                                                        DeliveryRow.attempts >= max_attempts)
+                              .values(status="poison", finished_at=now,
+                                      error=f"poison: claimed {max_attempts} times and never finished "
+                                            "(its worker died each time); quarantined"))
                 return None
             row = s.execute(select(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id)).scalar_one()
             return Claimed(row.delivery_id, row.event, json.loads(row.payload), row.attempts, row.received_at)
+
+    # -- per-issue leases ---------------------------------------------------------------------
+    def acquire_issue(self, repo: str, issue_number: int, holder: str, lease_seconds: float = 300.0) -> bool:
+        """Take the lease on one issue (see ``issue_leases``); False while another holder has it."""
+        now = self.clock()
+        try:
+            with self.session.begin() as s:
+                s.add(IssueLeaseRow(repo=repo, issue_number=issue_number, holder=holder, acquired_at=now,
+                                    expires_at=now + lease_seconds))
+            return True
+        except IntegrityError:
+            pass
+        with self.session.begin() as s:  # taken: take it over only when it expired (or is ours)
+            res = s.execute(update(IssueLeaseRow)
+                            .where(IssueLeaseRow.repo == repo, IssueLeaseRow.issue_number == issue_number,
+                                   (IssueLeaseRow.expires_at < now) | (IssueLeaseRow.holder == holder))
+                            .values(holder=holder, acquired_at=now, expires_at=now + lease_seconds))
+            return res.rowcount == 1
+
+    def release_issue(self, repo: str, issue_number: int, holder: str) -> None:
+        with self.session.begin() as s:
+            s.execute(delete(IssueLeaseRow).where(IssueLeaseRow.repo == repo,
+                                                  IssueLeaseRow.issue_number == issue_number,
+                                                  IssueLeaseRow.holder == holder))
+
+    def issue_seen(self, repo: str, issue_number: int, *, other_than: str | None = None) -> bool:
+        """True once a delivery of this issue (other than ``other_than``) reached a decision
+        (a prediction is recorded)."""
+        q = select(PredictionRow.id).where(PredictionRow.repo == repo, PredictionRow.issue_number == issue_number)
+        if other_than is not None:
+            q = q.where(PredictionRow.delivery_id != other_than)
+        with self.session() as s:
+            return s.execute(q.limit(1)).first() is not None
 
     def finish(self, delivery_id: str, status: str, *, result: dict | None = None, error: str | None = None) -> None:
         assert status in FINAL, status
@@ -229,6 +328,8 @@ class Store:
             s.execute(update(DeliveryRow)
                       .where(DeliveryRow.status == "processing", DeliveryRow.claimed_at <= now - stale_after)
                       .values(status="queued"))
+            # the issue leases of those dead workers go with them
+            s.execute(delete(IssueLeaseRow).where(IssueLeaseRow.acquired_at <= now - stale_after))
             rows = s.execute(select(DeliveryRow.delivery_id, DeliveryRow.next_attempt_at)
                              .where(DeliveryRow.status.in_(("queued", "retry")))
                              .order_by(DeliveryRow.id)).all()

@@ -29,8 +29,12 @@ the decision out; it decides nothing itself:
 from __future__ import annotations
 
 import logging
+import os
+import random
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,8 +70,10 @@ class Worker:
                  bot_logins: set[str] | frozenset[str] = frozenset(), max_attempts: int = 5,
                  backoff_base: float = 2.0, backoff_cap: float = 3600.0,
                  default_config_text: str | None = None, repo_cache_seconds: float = 60.0, clock=time.time,
-                 router: Router | None = None):
+                 router: Router | None = None, lease_seconds: float = 300.0, lease_wait: float = 0.5):
         self.store = store
+        self.lease_seconds = lease_seconds  # a dead worker's issue lease frees itself after this
+        self.lease_wait = lease_wait        # a delivery whose issue is busy comes back after ~this
         self.router = router or default_router
         self.github = github
         self.predictor = predictor
@@ -101,9 +107,26 @@ class Worker:
 
     # -- entry point ----------------------------------------------------------------------
     def process(self, delivery_id: str) -> Outcome:
-        claimed = self.store.claim(delivery_id)
+        claimed = self.store.claim(delivery_id, max_attempts=self.max_attempts)
         if claimed is None:
             return Outcome("not_claimed")
+        # one decision per issue at a time: hold the issue's lease in the store (across
+        # threads, processes and hosts) while deciding and writing
+        d = sansio.Delivery(claimed.delivery_id, claimed.event, claimed.payload)
+        lease = (d.repo, d.issue_number) if d.repo is not None and d.issue_number is not None else None
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        if lease is not None and not self.store.acquire_issue(*lease, holder, self.lease_seconds):
+            wait = self.lease_wait * (1 + random.random())
+            self.store.defer(delivery_id, wait, attempt=False)
+            return Outcome("deferred", retry_in=wait)
+        try:
+            return self._process(claimed)
+        finally:
+            if lease is not None:
+                self.store.release_issue(*lease, holder)
+
+    def _process(self, claimed: Claimed) -> Outcome:
+        delivery_id = claimed.delivery_id
         try:
             status, result = self._handle(claimed)
         except _Defer as d:
@@ -111,7 +134,9 @@ class Worker:
             return Outcome("deferred", retry_in=d.delay)
         except TransientGitHubError as exc:
             return self._retry_or_fail(claimed, str(exc), exc.delay)
-        except (PermanentGitHubError, PredictorUnavailable) as exc:
+        except (PermanentGitHubError, PredictorUnavailable, sansio.WebhookError) as exc:
+            # retrying cannot help (a 4xx from GitHub, an unusable bundle, a payload that
+            # fails validation): failed at once, with the reason
             log.warning("delivery %s failed: %s", delivery_id, exc)
             self.store.finish(delivery_id, "failed", error=str(exc))
             return Outcome("failed", error=str(exc))
@@ -136,8 +161,8 @@ class Worker:
 
     # -- dispatch -------------------------------------------------------------------------
     def _handle(self, claimed: Claimed) -> tuple[str, dict[str, Any]]:
-        delivery = sansio.Delivery(claimed.delivery_id, claimed.event, claimed.payload,
-                                   received_at=claimed.received_at)
+        payload = sansio.validate_payload(claimed.event, claimed.payload)  # WebhookError: permanent
+        delivery = sansio.Delivery(claimed.delivery_id, claimed.event, payload, received_at=claimed.received_at)
         route = self.router.route(delivery, self.bot_logins)
         if route.handler is None:
             return "ignored", {"reason": route.reason}
@@ -148,6 +173,14 @@ class Worker:
         """Label the issue of an ``issues`` (or ``pull_request``) delivery; see the module docstring."""
         repo, number, inst = d.repo, d.issue_number, d.installation_id
         issue = d.issue or {}
+        seen = self.store.issue_seen(repo, number)
+        if self.store.issue_seen(repo, number, other_than=d.delivery_id):
+            # another delivery of this issue was decided before (an opened and an edited
+            # arriving together, a retry, a redelivery): act on the issue as it is now, not
+            # as this payload saw it (newest title/body, the labels on it now)
+            fresh = self.github.issue(repo, number, inst)
+            if fresh is not None:
+                issue = {**issue, **fresh}
         facts = self._facts(d, issue)
         stop = policy.triage(facts)
         if stop is not None:
@@ -182,7 +215,7 @@ class Worker:
             decision = policy.decide(facts, config, scored)
         else:
             decision = plan.decision or policy.LabelDecision(reason=plan.reason)
-        result = self._carry_out(d, issue, decision, scored)
+        result = self._carry_out(d, issue, decision, scored, seen=seen)
         if warnings:
             result["warnings"] = warnings
         return "done", result
@@ -202,7 +235,7 @@ class Worker:
             received_at=d.received_at if d.received_at is not None else self.clock(), refreshed=refreshed)
 
     def _carry_out(self, d: sansio.Delivery, issue: dict[str, Any], decision: policy.LabelDecision,
-                   scored: Scored | None) -> dict[str, Any]:
+                   scored: Scored | None, *, seen: bool = False) -> dict[str, Any]:
         """Record the prediction, add the labels in one call, write the one comment."""
         repo, number, inst = d.repo, d.issue_number, d.installation_id
         dry = self.github.dry_run
@@ -223,6 +256,13 @@ class Worker:
         if decision.suggest:
             text = render_comment(decision.suggest, scored.neighbours if scored else [], model)
             existing = self.store.comment(repo, number)
+            if existing is None and not dry:
+                # the store may have missed the comment (a worker died between posting it and
+                # recording it): look for the bot's marker on the issue before posting again
+                find = getattr(self.github, "find_comment", None)
+                cid = find(repo, number, inst) if find is not None and seen else None
+                if cid is not None:
+                    existing = {"comment_id": cid, "body": None}
             if existing is None or existing["body"] != text:  # the same suggestion again: no call
                 cid = self.github.upsert_comment(repo, number, existing["comment_id"] if existing else None, text, inst)
                 self.store.save_comment(repo, number, cid, text, dry_run=dry)

@@ -6,6 +6,7 @@ Bad input gets one clear line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import sys
@@ -79,6 +80,9 @@ def friendly(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except (LabelerError, FileNotFoundError, PermissionError) as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except (ValueError, csv.Error, UnicodeError) as exc:  # bad input found deeper down: one line
+            typer.echo(f"error: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

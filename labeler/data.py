@@ -23,6 +23,7 @@ on any column and ``evaluate --by`` groups by one.
 from __future__ import annotations
 
 import csv
+import sys
 import gzip
 import io
 import json
@@ -221,6 +222,8 @@ def _iter_csv(path: Path, opts: LoadOptions, columns_out: list | None = None) ->
 def iter_csv_stream(fh: Iterable[str], opts: LoadOptions, name: str = "stdin", columns_out: list | None = None,
                     need_labels: bool = True) -> Iterator[Issue]:
     """Issues of CSV text (a file handle or stdin); ``columns_out`` receives the header."""
+    # csv's default field limit is 131,072 characters; an issue body may be longer
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []

@@ -136,4 +136,9 @@ class LabelMap:
             hint = f"labels in the data: {', '.join(seen[:15])}{' ...' if len(seen) > 15 else ''}" if seen \
                 else "the data has no labels at all"
             raise DataError(f"the label map matches no label in the data ({hint})")
+        found = {name for issue in labelled for name in issue.labels}
+        absent = [l for l in self.labels if l not in found]
+        if issues and absent:
+            raise DataError(f"the label map names label(s) no issue in the data carries: {', '.join(absent[:15])}"
+                            f"{' ...' if len(absent) > 15 else ''} (remove them from the map, or add data)")
         return labelled, unlabelled

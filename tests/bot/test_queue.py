@@ -18,18 +18,27 @@ from bot.worker import Worker
 from bot_helpers import SECRET, FakeGitHub, issue_payload, run_pending, run_scheduled, signed, transient
 
 
-def fresh(tmp_path, github=None, predictor=None):
-    """A new process's view of the same files: new Store, new huey, new Worker."""
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def urls(request, tmp_path):
+    """(store URL, queue URL): SQLite files, or a real PostgreSQL and a real Redis."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.sqlite3'}", f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    return request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+
+
+def fresh(tmp_path, github=None, predictor=None, urls=None):
+    """A new process's view of the same files (or servers): new Store, new huey, new Worker."""
     from bot.predictor import BundlePredictor
     from bot_helpers import TEST_STRATEGY
 
-    store = Store(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
+    db_url, queue_url = urls or (f"sqlite:///{tmp_path / 'bot.sqlite3'}", f"sqlite:///{tmp_path / 'queue.sqlite3'}")
+    store = Store(db_url)
     github = github or FakeGitHub(config="threshold: 0.5")
     # a repository without a config file gets "threshold: 0.5": the keyword test model has no
     # validation data, so at the default precision it would only suggest
     worker = Worker(store, github, predictor or BundlePredictor(fallback_strategy=TEST_STRATEGY), backoff_base=0.01,
                     default_config_text="threshold: 0.5")
-    queue = TaskQueue(make_huey(f"sqlite:///{tmp_path / 'queue.sqlite3'}"), lambda: worker)
+    queue = TaskQueue(make_huey(queue_url), lambda: worker)
     app = create_app(secret=SECRET, store=store, queue=queue).test_client()
     return store, github, worker, queue, app
 
@@ -39,8 +48,8 @@ def post(app, payload, delivery_id, event="issues"):
     return app.post("/webhook", data=body, headers=headers)
 
 
-def test_end_to_end_through_the_queue(tmp_path):
-    store, github, worker, queue, app = fresh(tmp_path)
+def test_end_to_end_through_the_queue(tmp_path, urls):
+    store, github, worker, queue, app = fresh(tmp_path, urls=urls)
     for n in range(1, 6):
         assert post(app, issue_payload(number=n, title="a bug"), f"d{n}").status_code == 202
     assert queue.depth()["pending"] == 5 and github.added == []  # nothing happens in the request
@@ -48,35 +57,35 @@ def test_end_to_end_through_the_queue(tmp_path):
     assert sorted(github.added) == [("octo/repo", n, ["bug"]) for n in range(1, 6)]
 
 
-def test_worker_killed_with_pending_events_then_restarted(tmp_path):
+def test_worker_killed_with_pending_events_then_restarted(tmp_path, urls):
     # the web app accepts 10 deliveries while no worker runs (or the worker was killed)
-    store, github, _, queue, app = fresh(tmp_path)
+    store, github, _, queue, app = fresh(tmp_path, urls=urls)
     for n in range(10):
-        assert post(app, issue_payload(number=n, title="a question"), f"d{n}").status_code == 202
+        assert post(app, issue_payload(number=n + 1, title="a question"), f"d{n}").status_code == 202
     # one of them was redelivered by GitHub meanwhile
-    assert post(app, issue_payload(number=3, title="a question"), "d3").status_code == 200
+    assert post(app, issue_payload(number=4, title="a question"), "d3").status_code == 200
     del store, queue, app  # "kill" everything in this process
 
     # restart: new objects on the same SQLite files
-    store2, github2, _, queue2, _ = fresh(tmp_path)
+    store2, github2, _, queue2, _ = fresh(tmp_path, urls=urls)
     assert queue2.depth()["pending"] == 10
     assert run_pending(queue2) == ["done"] * 10
-    assert sorted(n for _, n, _ in github2.added) == list(range(10))  # nothing lost, nothing doubled
+    assert sorted(n for _, n, _ in github2.added) == list(range(1, 11))  # nothing lost, nothing doubled
     assert store2.status_counts() == {"done": 10}
     # a second restart with recovery finds nothing left to do
-    _, github3, _, queue3, _ = fresh(tmp_path)
+    _, github3, _, queue3, _ = fresh(tmp_path, urls=urls)
     assert queue3.recover(stale_after=0) == 0 and run_pending(queue3) == [] and github3.added == []
 
 
-def test_worker_killed_in_the_middle_of_a_task(tmp_path):
-    store, github, worker, queue, app = fresh(tmp_path)
+def test_worker_killed_in_the_middle_of_a_task(tmp_path, urls):
+    store, github, worker, queue, app = fresh(tmp_path, urls=urls)
     post(app, issue_payload(number=1, title="a bug"), "d1")
     post(app, issue_payload(number=2, title="a bug"), "d2")
     # the worker took d1 off the queue and claimed it, then died before finishing
     task = queue.huey.dequeue()
     assert store.claim("d1") is not None
     del task
-    store2, github2, _, queue2, _ = fresh(tmp_path)
+    store2, github2, _, queue2, _ = fresh(tmp_path, urls=urls)
     assert run_pending(queue2) == ["done"]  # d2; d1 is stuck in 'processing'...
     assert store2.delivery("d1")["status"] == "processing"
     assert queue2.recover(stale_after=0) == 1  # ...until recovery puts it back
@@ -134,10 +143,10 @@ def test_end_to_end_with_pygithub_and_a_429(tmp_path):
     assert store.bot_labels("octo/repo", 7) == ["bug"]
 
 
-def test_a_real_consumer_processes_everything_once(tmp_path):
-    store, github, worker, queue, app = fresh(tmp_path)
+def test_a_real_consumer_processes_everything_once(tmp_path, urls):
+    store, github, worker, queue, app = fresh(tmp_path, urls=urls)
     for n in range(20):
-        post(app, issue_payload(number=n, title="a bug"), f"d{n}")
+        post(app, issue_payload(number=n + 1, title="a bug"), f"d{n}")
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     consumer = queue.huey.create_consumer(workers=2, worker_type="thread", initial_delay=0.01, max_delay=0.05,
                                           periodic=False)
@@ -151,7 +160,7 @@ def test_a_real_consumer_processes_everything_once(tmp_path):
         for s, h in handlers.items():
             signal.signal(s, h)
     assert store.status_counts() == {"done": 20}
-    assert sorted(n for _, n, _ in github.added) == list(range(20))
+    assert sorted(n for _, n, _ in github.added) == list(range(1, 21))
 
 
 def test_make_huey_urls(tmp_path):

@@ -282,7 +282,7 @@ def test_repository_labels_and_config_are_cached_briefly(store, predictor):
     gh = Counting(config="threshold: 0.5")
     w = Worker(store, gh, predictor, repo_cache_seconds=60, clock=lambda: now[0])
     for n in range(3):
-        deliver(store, w, issue_payload(number=n, title="a bug"))
+        deliver(store, w, issue_payload(number=n + 1, title="a bug"))
     assert Counting.reads == 1 and len(gh.added) == 3
     gh.config = "mode: 'off'"
     now[0] = 61
