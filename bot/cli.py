@@ -10,8 +10,6 @@ import logging
 import os
 import secrets
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Optional

@@ -25,8 +25,6 @@ imports ``labeler``.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -101,8 +99,10 @@ class BundlePredictor:
         self.models_dir = Path(models_dir) if models_dir else None
         self.fallback_strategy = fallback_strategy
         self.cache_size = cache_size
-        self._lock = threading.Lock()
-        self._bundles: OrderedDict[Any, tuple[Any, str]] = OrderedDict()
+        from labeler.lru import LRU
+
+        # loaded bundles, the least recently used dropped first; one load per key at a time
+        self._bundles: LRU[Any, tuple[Any, str]] = LRU(cache_size)
 
     def describe(self) -> str:
         return describe_model(self.bundle_path, self.fallback_strategy)
@@ -124,15 +124,7 @@ class BundlePredictor:
         return None
 
     def _cached(self, key: Any, build) -> tuple[Any, str]:
-        with self._lock:
-            if key in self._bundles:
-                self._bundles.move_to_end(key)
-                return self._bundles[key]
-            value = build()
-            self._bundles[key] = value
-            while len(self._bundles) > self.cache_size:
-                self._bundles.popitem(last=False)
-            return value
+        return self._bundles.get_or_create(key, build)
 
     def _load(self, path: Path) -> tuple[Any, str]:
         from labeler.bundle import Bundle

@@ -24,7 +24,7 @@ from typing import Callable
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from bot.store import Store
-from bot.worker import Outcome, Worker
+from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -119,7 +119,7 @@ class Settings:
 
 def build_github(settings: Settings):
     """PyGithubClient with credentials, DryRunGitHub without."""
-    from bot.github import DryRunGitHub, PyGithubClient, load_private_key
+    from bot.github import DryRunGitHub, PyGithubClient
 
     if settings.dry_run:
         import yaml

@@ -44,7 +44,7 @@ from typing import Any, Iterator
 from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine,
                         delete, event, func, select, update)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from bot.predictor import issue_text
 

@@ -142,7 +142,7 @@ def split(data: Path, label_map: LabelMapOpt = None,
     files are read). The files keep every input column unchanged, in the input's format."""
     from dataclasses import replace
 
-    from labeler.data import parse_labels, parse_where
+    from labeler.data import parse_where
     from labeler.pipeline import prepare, write_split
 
     valid_size = _size(valid, "valid", 0.25)
