@@ -149,7 +149,7 @@ def split(data: Path, label_map: LabelMapOpt = None,
     test_size = _size(test, "test", 0.25)
     opts = replace(_options(_flags(fmt, text_column, title_column, body_column, label_column, include_prs)),
                    where=parse_where(where))
-    prepared = prepare(data, label_map, opts)
+    prepared = prepare(data, label_map, opts, require_every_label=True)
     test_set = None
     if test_from is not None:
         test_opts = replace(opts, format=fmt)  # the test file's own name tells its format
@@ -218,7 +218,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
         lm = LabelMap.from_dict(split_info["label_map"])
         typer.echo(f"using split.json's label map ({len(lm.mapping)} raw names -> {len(lm.labels)} labels; "
                    "--label-map overrides)", err=True)
-    prepared = prepare(data, lm, opts)
+    prepared = prepare(data, lm, opts, require_every_label=True)
     groups, why = prepared.label_map.exclusive_groups(prepared.label_sets(), exclusive)
     if why:
         typer.echo(why, err=True)

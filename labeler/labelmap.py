@@ -122,10 +122,12 @@ class LabelMap:
                 out.append(target)
         return out
 
-    def apply(self, issues: Sequence[Issue]) -> tuple[list[Issue], list[Issue]]:
+    def apply(self, issues: Sequence[Issue], *, require_every_label: bool = False) -> tuple[list[Issue], list[Issue]]:
         """``(labelled, unlabelled)``: issues with their labels mapped, and those with none.
 
-        Raises :class:`DataError` when the map matches no label at all in the data."""
+        Raises :class:`DataError` when the map matches no label at all in the data, and, with
+        ``require_every_label`` (the data a model is split or trained from), when it names a
+        label that no issue carries: validation, test and new issues may lack a label."""
         labelled, unlabelled = [], []
         for issue in issues:
             mapped = self.map_labels(issue.labels)
@@ -138,7 +140,7 @@ class LabelMap:
             raise DataError(f"the label map matches no label in the data ({hint})")
         found = {name for issue in labelled for name in issue.labels}
         absent = [l for l in self.labels if l not in found]
-        if issues and absent:
+        if require_every_label and issues and absent:
             raise DataError(f"the label map names label(s) no issue in the data carries: {', '.join(absent[:15])}"
                             f"{' ...' if len(absent) > 15 else ''} (remove them from the map, or add data)")
         return labelled, unlabelled

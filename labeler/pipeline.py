@@ -47,10 +47,11 @@ class Prepared:
 
 
 def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
-            opts: LoadOptions | None = None) -> Prepared:
+            opts: LoadOptions | None = None, *, require_every_label: bool = False) -> Prepared:
     """Load ``path``, map its labels (no map: every label maps to itself) and split off the
     unlabelled pool. Raises :class:`DataError` when the file holds no issue, or no issue
-    carries a label the map knows (``LabelMap.apply`` checks the latter)."""
+    carries a label the map knows, or (``require_every_label``: data to split or train on)
+    when the map names a label no issue carries (``LabelMap.apply`` checks the latter two)."""
     load = load_issues(path, opts)
     if not load.issues:
         raise DataError(f"{path} holds no issues")
@@ -60,7 +61,7 @@ def prepare(path: str | Path, label_map: LabelMap | str | Path | None = None,
             raise DataError(f"{path}: no issue carries a label (give labelled data or a label map)")
     elif not isinstance(label_map, LabelMap):
         label_map = LabelMap.from_yaml(label_map)
-    labelled, unlabelled = label_map.apply(load.issues)
+    labelled, unlabelled = label_map.apply(load.issues, require_every_label=require_every_label)
     return Prepared(labelled, unlabelled, label_map, load, Path(path))
 
 

@@ -67,7 +67,18 @@ def test_prepare_errors(tmp_path, rows, label_map, message):
 
 
 def test_prepare_has_no_dead_options():
-    assert list(inspect.signature(prepare).parameters) == ["path", "label_map", "opts"]
+    assert list(inspect.signature(prepare).parameters) == ["path", "label_map", "opts", "require_every_label"]
+
+
+def test_every_label_is_required_only_of_data_to_train_on(tmp_path):
+    """Validation, test and new issues may lack a label of the map; training data may not."""
+    from labeler.errors import DataError
+
+    (tmp_path / "d.jsonl").write_text("".join(f'{{"title": "t{i}", "labels": ["bug"]}}\n' for i in range(4)))
+    (tmp_path / "m.yml").write_text("labels: [bug, docs]\n")
+    assert len(prepare(tmp_path / "d.jsonl", tmp_path / "m.yml").labelled) == 4
+    with pytest.raises(DataError, match="no issue in the data carries: docs"):
+        prepare(tmp_path / "d.jsonl", tmp_path / "m.yml", require_every_label=True)
 
 
 def test_write_split(tmp_path):
