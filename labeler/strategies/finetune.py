@@ -80,6 +80,16 @@ class FineTuneParams(StrategyParams):
 _THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
+def _validation_scores(logits: Any, labels: Any) -> dict[str, float]:
+    """Micro F1 of one evaluation on the validation set: at sigmoid > 0.5 (``micro_f1``) and at
+    the best single threshold (``micro_f1_tuned``); the Trainer keeps the best checkpoint by one
+    of them (``select_by``)."""
+    probs = expit(np.asarray(logits, dtype=np.float64))
+    truth = np.asarray(labels).astype(np.int8)
+    return {"micro_f1": micro_f1(truth, (probs > 0.5).astype(np.int8)),
+            "micro_f1_tuned": max(micro_f1(truth, (probs >= t).astype(np.int8)) for t in _THRESHOLDS)}
+
+
 @register
 class FineTune(Strategy):
     """Multi-label sequence classifier fine-tuned with the transformers Trainer.
@@ -187,13 +197,10 @@ class FineTune(Strategy):
             by_epoch: list[dict[str, float]] = []
 
             def compute_metrics(eval_pred) -> dict[str, float]:
-                logits, labels = eval_pred.predictions, eval_pred.label_ids
+                logits = eval_pred.predictions
                 if isinstance(logits, tuple):
                     logits = logits[0]
-                probs = expit(np.asarray(logits, dtype=np.float64))
-                truth = np.asarray(labels).astype(np.int8)
-                return {"micro_f1": micro_f1(truth, (probs > 0.5).astype(np.int8)),
-                        "micro_f1_tuned": max(micro_f1(truth, (probs >= t).astype(np.int8)) for t in _THRESHOLDS)}
+                return _validation_scores(logits, eval_pred.label_ids)
 
             with tempfile.TemporaryDirectory(prefix="labeler-finetune-") as tmp:
                 strategy = "steps" if has_valid else "no"
