@@ -218,3 +218,43 @@ def test_small_slices_get_min_steps_and_sparser_evaluation(toy, tiny_bert):
     assert info["steps"] == 6 and info["epochs_planned"] == 2 and info["eval_every_epochs"] == 2
     assert [row["epoch"] for row in info["valid_micro_f1_by_epoch"]] == [2.0]
 
+
+def _documented_defaults(text: str) -> dict[str, str]:
+    """``name`` [value] in a docstring and | `name` | value | in a Markdown table."""
+    import re
+
+    found = {m.group(1): m.group(2) for m in re.finditer(r"``(\w+)`` \[([^\]]+)\]", text)}
+    found.update({m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+?) \|", text, re.M)})
+    return found
+
+
+def _same_value(documented: str, default) -> bool:
+    documented = documented.strip().strip('`"')
+    if default is None:
+        return documented in ("None", "none", "null")
+    if isinstance(default, bool):
+        return documented.lower() == str(default).lower()
+    if isinstance(default, (int, float)):
+        return float(documented) == float(default)
+    return documented == str(default)
+
+
+@pytest.mark.parametrize("name", ["finetune", "setfit"])
+def test_documented_defaults_match_the_params(name):
+    """The docstring and README-finetune.md tables say what the Params classes do (the CPU
+    budget defaults in particular)."""
+    from pathlib import Path
+
+    import labeler.strategies
+
+    cls = get_strategy(name)
+    defaults = {field: info.default for field, info in cls.Params.model_fields.items()}
+    readme = (Path(labeler.strategies.__file__).parent / "README-finetune.md").read_text()
+    section = readme.split(f"## `{name}`", 1)[1].split("\n## ", 1)[0]
+    for source, text in (("docstring", cls.__doc__), ("README-finetune.md", section)):
+        documented = _documented_defaults(text)
+        for key in ("max_seconds", "max_steps", "epochs"):
+            assert key in documented, f"{source} of {name} does not document {key}"
+        for key, value in documented.items():
+            if key in defaults:
+                assert _same_value(value, defaults[key]), f"{source} of {name}: {key} [{value}] != {defaults[key]!r}"
