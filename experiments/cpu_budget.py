@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load-note", default=None,
                         help="what else ran on the machine (goes into the Markdown)")
     args = parser.parse_args(argv)
-    command = "HF_HUB_OFFLINE=1 python experiments/cpu_budget.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = "HF_HUB_OFFLINE=1 python experiments/cpu_budget.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = command.rstrip()
 
     overrides: dict[str, dict] = {}
     for item in args.param:
