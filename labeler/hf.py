@@ -34,7 +34,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from labeler.errors import ModelNotAvailableError
 
@@ -159,25 +159,28 @@ def transformers_major() -> int:
     return int(transformers.__version__.split(".")[0])
 
 
-def make_budget_callback(max_seconds: float | None, *, evaluate_on_stop: bool = False):
+def make_budget_callback(max_seconds: float | None, *, evaluate_on_stop: bool = False,
+                         clock: Callable[[], float] = time.monotonic):
     """A ``transformers.TrainerCallback`` that stops training once ``max_seconds`` of wall-clock
     time have passed since ``on_train_begin`` (checked after every optimiser step). With
     ``evaluate_on_stop`` (for a step-based evaluation strategy) the weights reached when the
     budget runs out are evaluated and checkpointed too, so they compete for "best" like the
-    others. Its ``stopped`` attribute tells whether the budget ended training."""
+    others, and a Trainer with ``load_best_model_at_end`` ends with the best of all of them.
+    Its ``stopped`` attribute tells whether the budget ended training. ``clock`` (seconds,
+    monotonic) is there for tests, which stop training at a chosen step with a fake one."""
     from transformers import TrainerCallback
 
     class WallClockBudget(TrainerCallback):
         def __init__(self) -> None:
             self.max_seconds = max_seconds
-            self.started = time.monotonic()
+            self.started = clock()
             self.stopped = False
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.monotonic()
+            self.started = clock()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds:
+            if self.max_seconds is not None and clock() - self.started >= self.max_seconds:
                 if not control.should_training_stop:
                     self.stopped = True
                     control.should_training_stop = True

@@ -87,6 +87,70 @@ def test_budget_stops_training(toy, tiny_bert):
     assert info["best_epoch"] is not None  # the interrupted epoch was still evaluated
 
 
+def test_budget_keeps_the_best_checkpoint(toy, tiny_bert, monkeypatch):
+    """Stopped by the wall clock in the middle of epoch 3: the weights reached are evaluated
+    too, and the weights kept are those of the best evaluation (epoch 2), not the last ones."""
+    import itertools
+
+    import torch
+
+    import labeler.strategies.finetune as ft
+    from labeler.hf import make_budget_callback
+
+    texts, label_sets, labels, _ = toy
+    ticks = itertools.count()  # a fake clock: one "second" per reading, i.e. per step
+    snapshots = []  # the model's weights at every evaluation
+
+    def budget(max_seconds, **kwargs):
+        callback = make_budget_callback(max_seconds, clock=lambda: float(next(ticks)), **kwargs)
+
+        def on_evaluate(args, state, control, model=None, **rest):
+            snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+        callback.on_evaluate = on_evaluate
+        return callback
+
+    scripted = iter([0.5, 0.9, 0.4])  # validation micro F1 of epoch 1, epoch 2, the interrupted epoch
+
+    def scores(logits, labels):
+        value = next(scripted)
+        return {"micro_f1": value, "micro_f1_tuned": value}
+
+    monkeypatch.setattr(ft, "make_budget_callback", budget)
+    monkeypatch.setattr(ft, "_validation_scores", scores)
+    # 12 issues at batch 4 = 3 steps an epoch; 5 epochs planned, the budget ends step 7
+    strategy = make(tiny_bert, labels, epochs=5, max_seconds=7, learning_rate=1e-3).fit(
+        texts, label_sets, valid=(texts[:4], label_sets[:4]))
+    info = strategy.fitted_info
+    assert info["stopped_by_budget"] and info["steps"] == 7 and info["epochs_run"] == 2.333
+    assert [row["epoch"] for row in info["valid_micro_f1_by_epoch"]] == [1.0, 2.0, 2.333]
+    assert info["best_epoch"] == 2.0 and info["best_valid_micro_f1"] == 0.9
+
+    def same(a, b):
+        return all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+    kept = strategy.model.state_dict()
+    assert len(snapshots) == 3 and not same(snapshots[1], snapshots[2])  # training moved on
+    assert same(kept, snapshots[1])  # ... and the best checkpoint was reloaded
+    assert strategy.predict_proba(texts[:2]).shape == (2, 3)
+
+
+def test_budget_on_the_real_clock_stops_in_time(toy, tiny_bert):
+    """A budget of 1 s on the real clock stops a run planned for hundreds of steps after
+    about a second, and the result is a usable model."""
+    import time
+
+    texts, label_sets, labels, _ = toy
+    started = time.perf_counter()
+    strategy = make(tiny_bert, labels, epochs=200, max_seconds=1).fit(
+        texts, label_sets, valid=(texts[:4], label_sets[:4]))
+    info = strategy.fitted_info
+    assert info["stopped_by_budget"] and 1 <= info["steps"] < 600
+    assert info["best_epoch"] is not None
+    assert time.perf_counter() - started < 60
+    assert strategy.predict_proba(texts[:2]).shape == (2, 3)
+
+
 def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
     import torch
 
@@ -153,3 +217,44 @@ def test_small_slices_get_min_steps_and_sparser_evaluation(toy, tiny_bert):
     info = strategy.fitted_info
     assert info["steps"] == 6 and info["epochs_planned"] == 2 and info["eval_every_epochs"] == 2
     assert [row["epoch"] for row in info["valid_micro_f1_by_epoch"]] == [2.0]
+
+
+def _documented_defaults(text: str) -> dict[str, str]:
+    """``name`` [value] in a docstring and | `name` | value | in a Markdown table."""
+    import re
+
+    found = {m.group(1): m.group(2) for m in re.finditer(r"``(\w+)`` \[([^\]]+)\]", text)}
+    found.update({m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+?) \|", text, re.M)})
+    return found
+
+
+def _same_value(documented: str, default) -> bool:
+    documented = documented.strip().strip('`"')
+    if default is None:
+        return documented in ("None", "none", "null")
+    if isinstance(default, bool):
+        return documented.lower() == str(default).lower()
+    if isinstance(default, (int, float)):
+        return float(documented) == float(default)
+    return documented == str(default)
+
+
+@pytest.mark.parametrize("name", ["finetune", "setfit"])
+def test_documented_defaults_match_the_params(name):
+    """The docstring and README-finetune.md tables say what the Params classes do (the CPU
+    budget defaults in particular)."""
+    from pathlib import Path
+
+    import labeler.strategies
+
+    cls = get_strategy(name)
+    defaults = {field: info.default for field, info in cls.Params.model_fields.items()}
+    readme = (Path(labeler.strategies.__file__).parent / "README-finetune.md").read_text()
+    section = readme.split(f"## `{name}`", 1)[1].split("\n## ", 1)[0]
+    for source, text in (("docstring", cls.__doc__), ("README-finetune.md", section)):
+        documented = _documented_defaults(text)
+        for key in ("max_seconds", "max_steps", "epochs"):
+            assert key in documented, f"{source} of {name} does not document {key}"
+        for key, value in documented.items():
+            if key in defaults:
+                assert _same_value(value, defaults[key]), f"{source} of {name}: {key} [{value}] != {defaults[key]!r}"

@@ -15,7 +15,8 @@ from labeler.strategies import available, get_strategy
 from labeler.strategies.base import Strategy, StrategyParams, describe_params, parse_params
 
 BUILT_IN = ["naive_bayes", "knn", "zero_shot", "finetune", "setfit"]
-#: the defaults as the strategies had them (DEFAULTS dicts) before Params classes: kept identical
+#: the defaults as the strategies had them (DEFAULTS dicts) before Params classes: kept identical,
+#: except the CPU budget defaults of finetune and setfit (issue #7; the values before: BEFORE_CPU_BUDGETS)
 OLD_DEFAULTS = {
     "naive_bayes": {"alpha": 1.0, "ngram_max": 1, "min_df": 1, "lowercase": True},
     "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 256, "k": None, "m": None,
@@ -25,14 +26,16 @@ OLD_DEFAULTS = {
                   "description_template": "This issue is about {label}: {description}",
                   "use_descriptions": True, "calibration": "auto", "center": "auto", "background_max": 1000,
                   "device": "auto", "batch_size": 32, "max_length": 256},
-    "finetune": {"model": "default", "epochs": 10, "learning_rate": 1e-4, "batch_size": 8, "eval_batch_size": 32,
+    "finetune": {"model": "default", "epochs": 5, "learning_rate": 1e-4, "batch_size": 8, "eval_batch_size": 32,
                  "max_length": 128, "weight_decay": 0.01, "warmup_ratio": 0.1, "device": "auto", "seed": 0,
-                 "min_steps": 150, "min_eval_steps": 8, "max_steps": None, "max_seconds": 900,
+                 "min_steps": 80, "min_eval_steps": 8, "max_steps": None, "max_seconds": 420,
                  "progress": False, "select_by": "f1_tuned", "pooling": "mean"},
     "setfit": {"model": "default", "num_iterations": 5, "epochs": 1, "batch_size": 16, "body_learning_rate": 2e-5,
                "max_length": 128, "head_c": 1.0, "head_max_iter": 1000, "device": "auto", "seed": 0,
-               "max_steps": 150, "max_seconds": 900, "encode_batch_size": 64, "progress": False},
+               "max_steps": 60, "max_seconds": 420, "encode_batch_size": 64, "progress": False},
 }
+BEFORE_CPU_BUDGETS = {"finetune": {"epochs": 10, "min_steps": 150, "max_seconds": 900},
+                      "setfit": {"max_steps": 150, "max_seconds": 900}}
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -42,6 +45,8 @@ def test_defaults_unchanged_and_json_round_trip(name):
     assert params == OLD_DEFAULTS[name]  # same keys, equal values
     assert cls.check_params(json.loads(json.dumps(params))) == params  # what a manifest stores loads back
     assert cls.check_params(OLD_DEFAULTS[name]) == params  # bundles written before Params load
+    older = {**OLD_DEFAULTS[name], **BEFORE_CPU_BUDGETS.get(name, {})}
+    assert cls.check_params(older) == older  # ... and those written before the CPU budget defaults
     assert [p.name for p in describe_params(cls)] == list(OLD_DEFAULTS[name])
     assert all(p.description for p in describe_params(cls))
 

@@ -74,6 +74,38 @@ def test_budget_stops_training(toy, tiny_bert):
     assert by_time.fitted_info["stopped_by_budget"] and by_time.fitted_info["steps"] == 1
 
 
+def test_budget_keeps_the_tuned_body_and_fits_the_head(toy, tiny_bert, monkeypatch, tmp_path):
+    """Stopped by the wall clock after 3 of 30 contrastive steps: the body tuned so far is
+    kept, the head is fitted on it, and nothing is left behind."""
+    import itertools
+
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    import labeler.strategies.setfit_strategy as sf
+    from labeler.hf import make_budget_callback
+
+    monkeypatch.chdir(tmp_path)
+    ticks = itertools.count()  # a fake clock: one "second" per reading, i.e. per step
+    monkeypatch.setattr(sf, "make_budget_callback",
+                        lambda max_seconds, **kw: make_budget_callback(max_seconds, clock=lambda: float(next(ticks)), **kw))
+    texts, label_sets, labels, _ = toy
+    # 2 * 5 * 12 = 120 pairs at batch 4: 30 steps planned
+    strategy = make(tiny_bert, labels, num_iterations=5, max_seconds=3, body_learning_rate=1e-3).fit(texts, label_sets)
+    info = strategy.fitted_info
+    assert info["stopped_by_budget"] and info["steps"] == 3 and info["labels_with_head"] == 3
+
+    untuned = SentenceTransformer(str(tiny_bert), device="cpu").encode(texts[:3], convert_to_numpy=True)
+    assert not np.allclose(strategy._embed(texts[:3]), untuned, atol=1e-4)  # the body was tuned
+    emb = strategy._embed(texts)  # the head is the one the kept body's embeddings give
+    y = strategy.binarize(label_sets)
+    for row, j in enumerate(np.flatnonzero(strategy.trained)):
+        head = LogisticRegression(C=1.0, max_iter=1000).fit(emb, y[:, j])
+        np.testing.assert_allclose(strategy.coef[row], head.coef_[0], rtol=1e-4, atol=1e-6)
+    assert strategy.predict_proba(texts[:2]).shape == (2, 3)
+    assert list(tmp_path.iterdir()) == []  # no checkpoints in the working directory
+
+
 def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
     import torch
 
