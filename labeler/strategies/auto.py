@@ -229,7 +229,8 @@ class Auto(Strategy):
                 if left < MIN_TRANSFORMER_SECONDS:
                     entry["skipped"] = f"budget: {left:.0f}s left, needs at least {MIN_TRANSFORMER_SECONDS}s"
                     continue
-                params = {**params, "max_seconds": min(float(params.get("max_seconds") or left), left * TRANSFORMER_SHARE)}
+                own = get_strategy(name).check_params(params).get("max_seconds") or left  # its default budget
+                params = {**params, "max_seconds": min(float(own), left * TRANSFORMER_SHARE)}
             elif expected > left:
                 entry["skipped"] = f"budget: {left:.0f}s left, expected {expected:.0f}s"
                 continue
