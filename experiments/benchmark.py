@@ -303,7 +303,7 @@ def plot(groups, slices, sizes, path: Path, title: str) -> None:
     book_x = [8, 16, 32, 64, 128, 223]
     for name, cells in BOOK.items():  # the book's numbers (its data) as grey reference points
         for i, ax in enumerate(axes):
-            ax.plot(book_x, [float(c.split("/")[i]) for c in cells], color="grey", alpha=0.35, lw=0.8, ls="--",
+            ax.plot(book_x, [float(c.split("/")[i]) for c in cells], color="black", alpha=0.3, lw=0.8, ls=":",
                     marker="x", ms=4, label="the book (its data)" if name == "naive Bayes" else None)
     for ax, metric in zip(axes, ("micro F1", "macro F1")):
         ax.set_xscale("log", base=2)

@@ -1,0 +1,69 @@
+"""Prediction latency of served bundles on a new issue (embedding cache off), per issue, one
+issue at a time and in a batch of 64, for the strategies of issue #7 on the hf-datasets seed-0
+split (slice all). Run it on an otherwise idle machine: timings under load mean little.
+
+    python experiments/latency.py [--data-dir ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from labeler.bundle import Bundle  # noqa: E402
+from labeler.encoders import cache_disabled  # noqa: E402
+from labeler.pipeline import prepare  # noqa: E402
+from labeler.splits import split_indices  # noqa: E402
+
+CHEAP = [["naive_bayes", {}], ["linear", {"features": "tfidf"}], ["linear", {"features": "embedding"}], ["knn", {}],
+         ["linear", {"features": "both"}]]
+CONFIGS = {
+    "linear [tfidf]": ("linear", {}),
+    "auto [cpu]": ("auto", {"candidates": CHEAP}),
+    "auto [cpu, latency_ms=20]": ("auto", {"candidates": CHEAP, "latency_ms": 20}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=os.environ.get("ISSUE_LABELER_DATA") or str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "latency.json"))
+    args = parser.parse_args()
+    prepared = prepare(Path(args.data_dir) / "hf-datasets-issues.jsonl.gz", ROOT / "experiments/labels/hf-datasets.yml")
+    texts, sets = prepared.texts(), prepared.label_sets()
+    parts = split_indices(prepared.y(), seed=0)
+    pick = lambda idx: ([texts[i] for i in idx], [sets[i] for i in idx])  # noqa: E731
+    train, valid, test = pick(parts["train"]), pick(parts["valid"]), pick(parts["test"])
+    results = {"machine": {"cores": os.cpu_count(), "load_average": os.getloadavg()}, "rows": {}}
+    for name, (strategy, params) in CONFIGS.items():
+        bundle = Bundle.train(strategy, *train, labels=prepared.labels, valid=valid, params=params)
+        sample = test[0][:64]
+        with cache_disabled():
+            bundle.predict_proba(sample[:2])  # load models once
+            started = time.perf_counter()
+            bundle.predict_proba(sample)
+            batch = 1000 * (time.perf_counter() - started) / len(sample)
+            started = time.perf_counter()
+            for text in sample[:16]:
+                bundle.predict_proba([text])
+            single = 1000 * (time.perf_counter() - started) / 16
+        scores = bundle.evaluate(*test)
+        chosen = bundle.strategy.fitted_info.get("chosen", strategy)
+        results["rows"][name] = {"chosen": chosen, "ms_per_issue_batch": round(batch, 2),
+                                 "ms_per_issue_one_at_a_time": round(single, 2),
+                                 "test_micro_f1": round(scores["micro_f1"], 4), "test_macro_f1": round(scores["macro_f1"], 4)}
+        print(f"{name}: {chosen}; {batch:.1f} ms/issue in a batch of 64, {single:.1f} ms one at a time; "
+              f"test micro {scores['micro_f1']:.3f} macro {scores['macro_f1']:.3f}", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out} (load average {results['machine']['load_average']})")
+
+
+if __name__ == "__main__":
+    main()
