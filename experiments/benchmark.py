@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -263,7 +264,7 @@ def report(args: argparse.Namespace) -> str:
         runs = [r for rs in by_slice.values() for r in rs]
         seeds = sorted({r["seed"] for r in runs})
         seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-        extra = "".join(f" --param {strategy}.{k}={json.dumps(v)}" for k, v in sorted(runs[0]["params"].items()))
+        extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(runs[0]["params"].items()))
         if variant != "default":
             extra += f" --variant {variant}"
         commands.append(f"python experiments/benchmark.py --dataset {args.dataset} --strategies {strategy} --seeds {seed_text}{extra}")

@@ -56,7 +56,7 @@ def test_embedding_and_both_features(toy, tiny_bert, tmp_path):
         path = bundle.save(tmp_path / features)
         np.testing.assert_allclose(Bundle.load(path).predict_proba(texts), bundle.predict_proba(texts), atol=1e-5)
     emb = Bundle.load(tmp_path / "embedding").strategy
-    assert emb.vectorizers == {} and emb.coef.shape[1] == 32  # the tiny model's hidden size
+    assert emb.vectorizers == {} and emb.coef.shape == (32, 3)  # (features: the tiny model's hidden size, labels)
 
 
 def test_tfidf_prediction_is_fast(toy):
