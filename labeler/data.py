@@ -182,16 +182,21 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """JSON objects of a JSONL file (gzip or plain); a bad line raises :class:`DataError`
-    naming the file and line."""
-    path = Path(path)
+def _open_data(path: Path) -> io.TextIOBase:
+    """:func:`_open_text` with the user's mistakes (no such file, a directory) as DataError."""
     try:
-        fh = _open_text(path)
+        return _open_text(path)
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, not a data file") from None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """JSON objects of a JSONL file (gzip or plain); a bad line raises :class:`DataError`
+    naming the file and line."""
+    path = Path(path)
+    fh = _open_data(path)
     with fh:
         try:
             for lineno, line in enumerate(fh, 1):
@@ -209,12 +214,7 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def _iter_csv(path: Path, opts: LoadOptions, columns_out: list | None = None) -> Iterator[Issue]:
-    try:
-        fh = _open_text(path)
-    except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not a data file") from None
+    fh = _open_data(path)
     with fh:
         yield from iter_csv_stream(fh, opts, str(path), columns_out)
 
@@ -297,12 +297,7 @@ def read_issues(path: str | Path | None, opts: LoadOptions, stdin: Iterable[str]
         path = Path(path)
         if _detect_format(path, opts.format) == "jsonl":
             return [issue_from_jsonl(obj, opts, n) for n, obj in enumerate(iter_jsonl(path), 1)]
-        try:
-            fh = _open_text(path)
-        except FileNotFoundError:
-            raise DataError(f"file not found: {path}") from None
-        except IsADirectoryError:
-            raise DataError(f"{path} is a directory, not a data file") from None
+        fh = _open_data(path)
         with fh:
             return list(iter_csv_stream(fh, opts, str(path), need_labels=False))
     lines = list(stdin or [])
