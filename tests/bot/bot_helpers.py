@@ -9,13 +9,10 @@ import uuid
 from typing import Any
 
 import numpy as np
-import pytest
 
 from bot.github import DEFAULT_LABELS, TransientGitHubError
 from bot.predictor import BundlePredictor
 from bot.sansio import sign
-from bot.store import Store
-from bot.worker import Worker
 from labeler.bundle import LabelCall
 from labeler.strategies import register
 from labeler.strategies.base import Strategy

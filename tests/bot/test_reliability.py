@@ -178,8 +178,7 @@ def test_the_issue_lease_is_exclusive_and_expires(db_url):
 # -- failed deliveries are recoverable ------------------------------------------------------
 
 def test_redelivery_after_a_failed_github_write_is_processed_again(db_url):
-    from bot_helpers import FakeGitHub, run_pending
-    from bot.queue import TaskQueue, make_huey
+    from bot_helpers import FakeGitHub
 
     store = Store(db_url)
     github = FakeGitHub(config="threshold: 0.5")
@@ -236,7 +235,6 @@ def _die_in_child(db_url: str, delivery_id: str) -> None:  # runs in a forked ch
 
 
 def test_a_delivery_that_kills_its_worker_n_times_is_poison(db_url):
-    from bot.queue import TaskQueue, make_huey
 
     store = Store(db_url)
     store.add_delivery("killer", "issues", json.dumps(issue_payload(title="a bug")), action="opened",

@@ -3,7 +3,6 @@ grow threads; no static route; 413 for a body over 25 MB, declared or chunked (i
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time

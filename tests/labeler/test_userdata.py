@@ -3,7 +3,6 @@ keeping every input column, bundles that remember how their data was read and th
 map, predict's decisions and evaluate --by/--errors, on small hand-written CSV and JSONL."""
 
 import csv
-import io
 import json
 from pathlib import Path
 
