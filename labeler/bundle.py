@@ -222,9 +222,20 @@ class Bundle:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.rename(directory)
+            # the old bundle is moved aside, not deleted, until the new one is in place: the
+            # gap between the two renames is microseconds, never a delete of a whole tree (the
+            # registry, labeler.registry, is the way to swap models with no gap at all)
+            old = directory.with_name(f".{directory.name}.old-{tmp.name}") if directory.exists() else None
+            if old is not None:
+                directory.rename(old)
+            try:
+                tmp.rename(directory)
+            except BaseException:
+                if old is not None:
+                    old.rename(directory)
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

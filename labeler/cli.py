@@ -1,4 +1,4 @@
-"""The labeler's command line (typer): split, train, evaluate, predict, fetch, strategies.
+"""The labeler's command line (typer): split, train, evaluate, predict, fetch, strategies, models.
 
 The ``issue-labeler`` console script (``bot.cli:main``) adds the bot's commands to this app.
 Bad input gets one clear line on stderr and exit status 2, never a traceback.
@@ -485,6 +485,15 @@ def demo(strategy: Annotated[str, typer.Option("--strategy", "-s")] = "naive_bay
                f"test micro F1 {result['micro_f1']:.3f}, macro F1 {result['macro_f1']:.3f} on {result['n']} issues")
     typer.echo(f"bundle saved to {output / 'bundle'}; try: issue-labeler predict {output / 'bundle'} "
                f"--title 'Crash on startup' --body 'Traceback ...'")
+
+
+def _add_subcommands() -> None:
+    from labeler.cli_models import models_app  # imports this module's `friendly`
+
+    app.add_typer(models_app, name="models")
+
+
+_add_subcommands()
 
 
 def main() -> None:
