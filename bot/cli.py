@@ -1,5 +1,5 @@
 """The ``issue-labeler`` console script: the labeler's commands (``labeler.cli``) plus the
-bot's own (``serve``, ``send-example``, ``export-corrections``). Lives in ``bot`` so that the
+bot's own (``serve``, ``backfill``, ``send-example``, ``export-corrections``, ``deliveries``). Lives in ``bot`` so that the
 dependency runs one way: bot -> labeler, never back (through :mod:`bot.predictor`, like
 every bot module)."""
 
