@@ -40,11 +40,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from tqdm import tqdm
 
 from bot import policy, sansio
+from bot.config import RepoConfig
 from bot.github import GitHubClient, GitHubError, TransientGitHubError
 from bot.predictor import PredictorUnavailable
 from bot.worker import Defer, Worker
@@ -219,8 +220,10 @@ def _candidates(worker: Worker, github: IssueLister, repo: str, inst: int | None
         page += 1
 
 
-def _one(worker: Worker, repo: str, inst: int | None, issue: dict[str, Any], config, repo_labels,
-         report: Report, *, apply: bool, precision: float | None) -> Row:
+def _one(worker: Worker, repo: str, inst: int | None, issue: dict[str, Any], config: RepoConfig,
+         repo_labels: Mapping[str, str | None], report: Report, *, apply: bool, precision: float | None) -> Row:
+    """Assess one listed issue; with ``apply``, under its lease, read it again and carry the
+    decision out."""
     number = issue["number"]
     d = _delivery(repo, inst, issue)
     row = Row(number, sansio.issue_title_body(issue)[0])
@@ -244,8 +247,11 @@ def _one(worker: Worker, repo: str, inst: int | None, issue: dict[str, Any], con
         return _assess(worker, d, issue, row, config, repo_labels, precision=precision, write=True)
 
 
-def _assess(worker: Worker, d: sansio.Delivery, issue: dict[str, Any], row: Row, config, repo_labels, *,
-            precision: float | None, write: bool) -> Row:
+def _assess(worker: Worker, d: sansio.Delivery, issue: dict[str, Any], row: Row, config: RepoConfig,
+            repo_labels: Mapping[str, str | None], *, precision: float | None, write: bool) -> Row:
+    """Fill ``row`` with the worker's assessment of ``issue`` (``config`` and ``repo_labels``
+    only map the model's scores to the repository's labels for the table); ``write``: carry
+    it out."""
     try:
         assessed = worker.assess(d, issue, precision=precision, fresh=True)
     except Defer as wait:
