@@ -35,7 +35,9 @@ with open(os.environ["FAKE_LOG"], "a") as log:
     log.write("gh " + " ".join(args) + f" GH_TOKEN={os.environ.get('GH_TOKEN')}\n")
 if os.environ.get("FAKE_GH_ERROR"):
     sys.exit(print(os.environ["FAKE_GH_ERROR"], file=sys.stderr) or 1)
-assert args[0] == "release" and args[args.index("--repo") + 1] == os.environ["GITHUB_REPOSITORY"], args
+def option(long, short):
+    return next(args[i + 1] for i, a in enumerate(args) if a in (long, short))
+assert args[0] == "release" and option("--repo", "-R") == os.environ["GITHUB_REPOSITORY"], args
 command, release = args[1], Path(os.environ["FAKE_RELEASES"]) / args[2]
 if command == "view":
     if not release.is_dir():
@@ -43,8 +45,8 @@ if command == "view":
     if "--json" in args:
         print("\n".join(sorted(p.name for p in release.iterdir())))
 elif command == "download":
-    assert args[args.index("--output") + 1] == "-"
-    sys.stdout.buffer.write((release / args[args.index("--pattern") + 1]).read_bytes())
+    assert option("--output", "-O") == "-"
+    sys.stdout.buffer.write((release / option("--pattern", "-p")).read_bytes())
 elif command == "create":
     release.mkdir()
 elif command == "upload":
@@ -267,3 +269,30 @@ def test_the_install_steps_use_their_inputs():
     assert steps["install"]["env"]["TORCH_VERSION"] == "${{ inputs.torch-version }}"
     assert '"torch==${TORCH_VERSION}"' in steps["install"]["run"]
     assert "download.pytorch.org/whl/cpu" in steps["install"]["run"]
+
+
+def readme_pull_snippet() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Pulling the promoted model into the bot", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_pull_swaps_in_each_published_registry(runner, tmp_path):
+    """The README's commands for the bot's machine, run by ``sh`` as cron would: the registry
+    the bot reads is the one the Action published, and a new pull is a new pointers file."""
+    serving = tmp_path / "srv" / "registry"
+    env = {"PATH": f"{runner.bin}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
+           "ISSUE_LABELER_REGISTRY": str(serving), "GITHUB_REPOSITORY": REPOSITORY,
+           "FAKE_LOG": str(runner.log), "FAKE_RELEASES": str(runner.releases)}
+    snippet = readme_pull_snippet().replace("REPO=acme/widgets", f"REPO={REPOSITORY}")
+    tokens = []
+    for expected in ({"active": 1, "staged": None, "backup": None}, {"active": 2, "staged": None, "backup": 1}):
+        assert runner.run().failed is None
+        proc = subprocess.run(["sh", "-c", snippet], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        registry = Registry(serving)
+        assert registry.repos() == [REPOSITORY]
+        assert registry.pointers(REPOSITORY) == expected
+        tokens.append(registry.token(REPOSITORY))
+    assert tokens[0] != tokens[1]
+    assert (serving / REPOSITORY).is_symlink()
