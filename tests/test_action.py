@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,14 @@ sys.exit(code)
 EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 
 
+@dataclass
 class ActionRun:
     """The outcome of one run: ``failed`` is the id of the step that failed (None if none)."""
 
-    def __init__(self, failed: str | None, returncode: int, outputs: dict[str, str], stderr: str):
-        self.failed, self.returncode, self.outputs, self.stderr = failed, returncode, outputs, stderr
+    failed: str | None
+    returncode: int
+    outputs: dict[str, str]
+    stderr: str
 
 
 class FakeRunner:
