@@ -271,7 +271,7 @@ class BundlePredictor:
             version = self.registry.active(repo)
             if version is None:
                 return _Served(token, now)
-            if old is not None and old.version is not None and old.version == version and old.bundle is not None:
+            if old is not None and old.bundle is not None and old.version == version:
                 return replace(old, token=token, checked_at=now)
             bundle, name = self._load_version(version)
             log.info("%s: now scoring with %s%s", repo, name,

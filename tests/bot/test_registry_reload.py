@@ -166,6 +166,19 @@ def test_a_broken_new_version_keeps_the_old_one_serving(store, registry, caplog)
     assert [v for v, _ in _versions(store).values()] == [f"{REPO}@1"] * 4 + [f"{REPO}@2"]
 
 
+def test_a_rollback_swaps_back_without_loading_again(registry, monkeypatch):
+    now = [0.0]
+    p = _predictor(registry, now)
+    assert p.score("a crash", {}, repo=REPO).version == f"{REPO}@1"
+    registry.promote(REPO)
+    now[0] = 60.0
+    assert p.score("a crash", {}, repo=REPO).version == f"{REPO}@2"
+    registry.rollback(REPO)
+    monkeypatch.setattr(Version, "load", lambda self: pytest.fail("version 1 was loaded again"))
+    now[0] = 120.0
+    assert p.score("a crash", {}, repo=REPO).version == f"{REPO}@1"  # from the (repo, version) cache
+
+
 def test_which_model_answers(tmp_path, registry, toy):
     """A repository's `model:` name wins; then its registry version; then the default model."""
     texts, label_sets, labels, descriptions = toy
