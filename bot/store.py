@@ -44,6 +44,7 @@ tool (Alembic), which the bot does not have yet.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -55,6 +56,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from bot.predictor import issue_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///issue-labeler.sqlite3"
 FINAL = ("done", "ignored", "skipped", "failed", "poison")
@@ -170,11 +173,10 @@ class ServedRepoRow(Base):
 ADDED_COLUMNS = [("predictions", "model_version")]
 
 
-def add_missing_columns(engine) -> list[str]:
+def add_missing_columns(engine) -> None:
     """``ALTER TABLE ... ADD COLUMN`` for each of :data:`ADDED_COLUMNS` an existing database
-    lacks; returns ``table.column`` of those added. Two processes starting together may both
-    try: the loser's error is ignored once the column is there."""
-    added = []
+    lacks (logged). Two processes starting together may both try: the loser's error is
+    ignored once the column is there."""
     for table, column in ADDED_COLUMNS:
         if column in {c["name"] for c in inspect(engine).get_columns(table)}:
             continue
@@ -184,11 +186,10 @@ def add_missing_columns(engine) -> list[str]:
         try:
             with engine.begin() as conn:
                 conn.exec_driver_sql(ddl)
-            added.append(f"{table}.{column}")
+            log.info("store: added the column %s.%s to an existing database", table, column)
         except DBAPIError:
             if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
                 raise
-    return added
 
 
 @dataclass
@@ -389,8 +390,8 @@ class Store:
                           dry_run: bool, seconds: float, model_version: str | None = None) -> None:
         """One prediction per delivery; ``model_version`` is the registry version that scored it."""
         row = PredictionRow(delivery_id=delivery_id, repo=repo, issue_number=issue_number, title=title,
-                            body=body, model=model, model_version=model_version, scores=json.dumps(scores), chosen=json.dumps(chosen),
-                            decision=json.dumps(decision), dry_run=dry_run, seconds=seconds,
+                            body=body, model=model, model_version=model_version, scores=json.dumps(scores),
+                            chosen=json.dumps(chosen), decision=json.dumps(decision), dry_run=dry_run, seconds=seconds,
                             created_at=self.clock())
         try:
             with self.session.begin() as s:

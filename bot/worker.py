@@ -22,8 +22,9 @@ the decision out; it decides nothing itself:
    the model, or score;
 4. score the text with the labels the plan allows (:mod:`bot.predictor`: the repository's
    registry version, or the default model), then :func:`~bot.policy.decide`;
-5. carry it out: record the prediction (with the model version that scored it), add the labels in one call, create or edit the one
-   suggestion comment, record the labels and the comment (:mod:`bot.store`).
+5. carry it out: record the prediction (with the model version that scored it), add the
+   labels in one call, create or edit the one suggestion comment, record the labels and the
+   comment (:mod:`bot.store`).
 """
 
 from __future__ import annotations
@@ -245,8 +246,8 @@ class Worker:
         model = scored.model if scored else ""
         self.store.record_prediction(
             delivery_id=d.delivery_id, repo=repo, issue_number=number, title=title, body=body, model=model,
-            model_version=scored.version if scored else None, scores=scored.scores if scored else {}, chosen=scored.chosen if scored else [],
-            decision=decision.to_dict(), dry_run=dry, seconds=seconds)
+            model_version=scored.version if scored else None, scores=scored.scores if scored else {},
+            chosen=scored.chosen if scored else [], decision=decision.to_dict(), dry_run=dry, seconds=seconds)
         applied: list[str] = []
         if decision.apply:
             # GitHub first, then the record: if we crash in between, the retry adds the same

@@ -164,6 +164,10 @@ def test_a_broken_new_version_keeps_the_old_one_serving(store, registry, caplog)
     now[0] = 182.0
     assert deliver(store, worker, issue_payload(number=5, repo=REPO)).status == "done"
     assert [v for v, _ in _versions(store).values()] == [f"{REPO}@1"] * 4 + [f"{REPO}@2"]
+    # a maintainer's correction is exported with the version that scored the issue
+    store.record_human_label(delivery_id="fix-5", repo=REPO, issue_number=5, label="question", action="added",
+                             actor="maintainer", after_bot=True, title="t", body="b", labels_after=["question"])
+    assert [(c["number"], c["model_version"]) for c in store.corrections()] == [(5, f"{REPO}@2")]
 
 
 def test_a_rollback_swaps_back_without_loading_again(registry, monkeypatch):
@@ -238,7 +242,7 @@ def test_settings_and_description(tmp_path, registry):
     assert BundlePredictor(fallback_strategy=TEST_STRATEGY, registry=registry.root).check() is None
 
 
-def test_model_version_column_is_added_to_an_old_database(db_url):
+def test_model_version_column_is_added_to_an_old_database(db_url, caplog):
     """A database created before ``model_version`` existed gets the column; old rows keep NULL."""
     Store(db_url).engine.dispose()
     engine = sa.create_engine(db_url)
@@ -248,8 +252,11 @@ def test_model_version_column_is_added_to_an_old_database(db_url):
                           "chosen, decision, dry_run, seconds, created_at) VALUES ('old', 'o/r', 1, '', '', "
                           "'nb bundle', '{}', '[]', '{}', false, 0, 0)")
     engine.dispose()
+    caplog.set_level(logging.INFO, logger="bot.store")
     store = Store(db_url)
     Store(db_url).engine.dispose()  # a second process starting later: nothing left to add
+    assert [r.getMessage() for r in caplog.records] == [
+        "store: added the column predictions.model_version to an existing database"]
     store.record_prediction(delivery_id="new", repo="o/r", issue_number=2, title="", body="", model="o/r@2 (nb)",
                             model_version="o/r@2", scores={}, chosen=[], decision={}, dry_run=False, seconds=0)
     assert {d: v for d, (v, _) in _versions(store).items()} == {"old": None, "new": "o/r@2"}
