@@ -7,14 +7,17 @@ labelling happens in the worker. A redelivery is answered 200 and not enqueued a
 and deliveries no handler takes (:mod:`bot.routing`, :mod:`bot.handlers`) are stored as
 ``ignored`` and answered 200.
 
-``GET /healthz``: queue depth, delivery counts by status, the model in use, dry-run or not.
+``GET /healthz``: queue depth, delivery counts by status, the model in use, dry-run or not,
+and with a model registry its active version per repository (and, where the web app shares
+the worker's process, the version that process scores each repository with), read from the
+registry's small JSON files: no model is loaded to answer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -30,11 +33,12 @@ log = logging.getLogger(__name__)
 
 def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str = "",
                dry_run: bool = False, bot_logins: frozenset[str] = frozenset(),
-               router: Router | None = None) -> Flask:
+               router: Router | None = None, registry: Callable[[], dict[str, Any] | None] | None = None) -> Flask:
     """Build the web app. ``queue`` None stores deliveries without enqueueing (they are picked
     up by :meth:`TaskQueue.recover`), which tests use to look at the web side alone.
     ``router`` decides which deliveries are queued (default: :data:`bot.handlers.router`);
-    the worker must use the same one."""
+    the worker must use the same one. ``registry`` returns ``/healthz``'s ``registry``
+    section (:func:`bot.predictor.registry_status`; None: no registry)."""
     if not secret:
         raise ValueError("a webhook secret is required")
     router = router or default_router
@@ -89,6 +93,8 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
         try:
             info["queue"] = queue.depth() if queue is not None else None
             info["deliveries"] = store.status_counts()
+            if registry is not None:
+                info["registry"] = registry()
             if info["deliveries"].get("poison"):  # quarantined: an operator should look
                 info["poison"] = [d["delivery_id"] for d in store.deliveries("poison", 20)]
         except Exception as exc:
@@ -103,7 +109,7 @@ def create_app(*, secret: str, store: Store, queue: TaskQueue | None, model: str
 def create_app_from_env():
     """For gunicorn/waitress: ``gunicorn 'bot.app:create_app_from_env()'``. Reads the
     environment (bot.settings), fails at startup without ``GITHUB_WEBHOOK_SECRET``."""
-    from bot.predictor import describe_model
+    from bot.predictor import describe_model, registry_status
     from bot.queue import make_huey
     from bot.settings import Settings, build_worker, check_backends
 
@@ -112,5 +118,11 @@ def create_app_from_env():
     check_backends(settings)
     store = Store(settings.database_url)
     queue = TaskQueue(make_huey(settings.queue_url), lambda: build_worker(settings))
-    return create_app(secret=secret, store=store, queue=queue, model=describe_model(settings.bundle), dry_run=settings.dry_run,
-                      bot_logins=settings.bot_logins)
+    model = describe_model(settings.bundle, registry=settings.registry, reload_seconds=settings.reload_seconds)
+
+    def registry() -> dict[str, Any] | None:
+        # this process only answers HTTP; the worker (huey_consumer) loads the models: no "loaded"
+        return registry_status(settings.registry) if settings.registry else None
+
+    return create_app(secret=secret, store=store, queue=queue, model=model, dry_run=settings.dry_run,
+                      bot_logins=settings.bot_logins, registry=registry)

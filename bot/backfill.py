@@ -147,7 +147,7 @@ def backfill(worker: Worker, repo: str, *, apply: bool = False, limit: int | Non
         warnings.append("--precision has no effect: the repo config sets threshold/thresholds, "
                         "which replace the model's decisions")
     try:
-        model_labels = worker.predictor.labels(policy.model_labels(config, repo_labels), model=config.model)
+        model_labels = worker.predictor.labels(policy.model_labels(config, repo_labels), repo=repo, model=config.model)
     except PredictorUnavailable as exc:
         raise BackfillError(f"the model cannot be used: {exc}") from None
     labels = policy.applicable_labels(config, model_labels, repo_labels)

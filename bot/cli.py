@@ -105,7 +105,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="address to listen on"),
     queue.recover(stale_after=0, store=worker.store)
     model = worker.predictor.describe()
     web = create_app(secret=secret, store=worker.store, queue=queue, model=model, dry_run=settings.dry_run,
-                     bot_logins=settings.bot_logins)
+                     bot_logins=settings.bot_logins, registry=worker.predictor.registry_status)
     from bot.server import serve_in_thread
 
     try:  # waitress: a fixed thread pool, idle connections time out, 413 before buffering

@@ -11,6 +11,10 @@
                                redis://host:port/db
 ``ISSUE_LABELER_BUNDLE``       default model bundle directory (none: zero-shot on repo labels)
 ``ISSUE_LABELER_MODELS_DIR``   directory of named bundles a repo config may pick (``model:``)
+``ISSUE_LABELER_REGISTRY``     model registry directory (``issue-labeler models ...``): a
+                               repository with an ``active`` version is scored with it
+``ISSUE_LABELER_RELOAD_SECONDS`` how often, at most, the bot checks a repository's registry
+                               pointers for a newly promoted version, default 60
 ``ISSUE_LABELER_CONFIG``       local issue-labeler.yml used when a repository has none (and, in
                                dry-run, its ``repository_labels:`` are the label set)
 ``ISSUE_LABELER_BOT_LOGINS``   comma-separated logins whose label changes are the bot's own
@@ -62,6 +66,8 @@ class Settings:
     queue_url: str = DEFAULT_QUEUE_URL
     bundle: str | None = None
     models_dir: str | None = None
+    registry: str | None = None
+    reload_seconds: float = 60.0
     config_file: str | None = None
     bot_logins: frozenset[str] = field(default_factory=frozenset)
     max_attempts: int = 5
@@ -79,6 +85,12 @@ class Settings:
             max_attempts = int(get("ISSUE_LABELER_MAX_ATTEMPTS") or 5)
         except ValueError:
             raise SettingsError("ISSUE_LABELER_MAX_ATTEMPTS must be an integer") from None
+        try:
+            reload_seconds = float(get("ISSUE_LABELER_RELOAD_SECONDS") or 60)
+        except ValueError:
+            reload_seconds = -1.0
+        if not reload_seconds >= 0:  # also NaN
+            raise SettingsError("ISSUE_LABELER_RELOAD_SECONDS must be a number of seconds, 0 or more")
         settings = cls(
             webhook_secret=env.get("GITHUB_WEBHOOK_SECRET") if get("GITHUB_WEBHOOK_SECRET") else None,
             blank_secret=env.get("GITHUB_WEBHOOK_SECRET") is not None and not get("GITHUB_WEBHOOK_SECRET"),
@@ -87,6 +99,7 @@ class Settings:
             database_url=get("ISSUE_LABELER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             queue_url=get("ISSUE_LABELER_QUEUE_URL") or DEFAULT_QUEUE_URL,
             bundle=get("ISSUE_LABELER_BUNDLE"), models_dir=get("ISSUE_LABELER_MODELS_DIR"),
+            registry=get("ISSUE_LABELER_REGISTRY"), reload_seconds=reload_seconds,
             config_file=get("ISSUE_LABELER_CONFIG"),
             bot_logins=frozenset(l.strip() for l in (get("ISSUE_LABELER_BOT_LOGINS") or "").split(",") if l.strip()),
             max_attempts=max_attempts)
@@ -186,6 +199,8 @@ def build_worker(settings: Settings):
     from bot.worker import Worker
 
     github = build_github(settings)
-    return Worker(Store(settings.database_url), github, BundlePredictor(settings.bundle, settings.models_dir),
+    predictor = BundlePredictor(settings.bundle, settings.models_dir, registry=settings.registry,
+                                reload_seconds=settings.reload_seconds)
+    return Worker(Store(settings.database_url), github, predictor,
                   bot_logins=settings.bot_logins, max_attempts=settings.max_attempts,
                   default_config_text=settings.local_config_text())

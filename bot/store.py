@@ -6,8 +6,10 @@ Tables, and who writes them:
                        attempts and last error (worker). ``delivery_id`` (GitHub's
                        ``X-GitHub-Delivery``) is UNIQUE: that constraint, not the queue, is
                        what makes a redelivery a no-op.
-``predictions``        what the model said about an issue (scores, chosen labels, model
-                       version) and what the policy decided, one row per delivery.
+``predictions``        what the model said about an issue (scores, chosen labels, the model's
+                       description, and ``model_version``: the registry version that scored
+                       it, ``OWNER/REPO@N``, NULL for a bundle outside the registry) and what
+                       the policy decided, one row per delivery.
 ``applied_labels``     labels the bot added (or would have added, in dry-run), UNIQUE per
                        (repo, issue, label, dry_run): the bot never adds a label twice.
 ``comments``           the one suggestion comment per issue (edited in place).
@@ -31,22 +33,31 @@ any other redelivery is a duplicate.
                        the other, across threads, processes and machines. A lease expires
                        (a worker that died frees it after ``lease_seconds``). :meth:`Store.claim` moves ``queued``/``retry`` to ``processing`` in one UPDATE, so
 two workers (or a task enqueued twice) cannot both process one delivery.
+
+Schema changes: :class:`Store` creates missing tables (``create_all``) and then adds the
+columns later versions added to existing tables (:data:`ADDED_COLUMNS`: nullable, so old
+rows stay valid as they are), on SQLite and PostgreSQL alike. That is the whole migration
+story: columns are only ever added; renaming or dropping one would need a real migration
+tool (Alembic), which the bot does not have yet.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from sqlalchemy import (BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint, create_engine,
-                        delete, event, func, select, update)
-from sqlalchemy.exc import IntegrityError
+                        delete, event, func, inspect, select, update)
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from bot.predictor import issue_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///issue-labeler.sqlite3"
 FINAL = ("done", "ignored", "skipped", "failed", "poison")
@@ -87,6 +98,7 @@ class PredictionRow(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
     model: Mapped[str] = mapped_column(String(300))
+    model_version: Mapped[str | None] = mapped_column(String(300), nullable=True)  # OWNER/REPO@N
     scores: Mapped[str] = mapped_column(Text)       # JSON {label: score}
     chosen: Mapped[str] = mapped_column(Text)       # JSON [label, ...] (the model's rule)
     decision: Mapped[str] = mapped_column(Text)     # JSON {apply, suggest, skipped, reason}
@@ -156,6 +168,30 @@ class ServedRepoRow(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+#: (table, column) added after the first release; :func:`add_missing_columns` adds them to
+#: databases created before (each must be nullable)
+ADDED_COLUMNS = [("predictions", "model_version")]
+
+
+def add_missing_columns(engine) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each of :data:`ADDED_COLUMNS` an existing database
+    lacks (logged). Two processes starting together may both try: the loser's error is
+    ignored once the column is there."""
+    for table, column in ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
+        col = Base.metadata.tables[table].columns[column]
+        assert col.nullable, f"{table}.{column} must be nullable to be added to existing rows"
+        ddl = f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(dialect=engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+            log.info("store: added the column %s.%s to an existing database", table, column)
+        except DBAPIError:
+            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                raise
+
+
 @dataclass
 class Claimed:
     """A delivery a worker now owns."""
@@ -190,6 +226,7 @@ class Store:
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- deliveries -----------------------------------------------------------------------
@@ -357,10 +394,11 @@ class Store:
     # -- what the bot did ------------------------------------------------------------------
     def record_prediction(self, *, delivery_id: str, repo: str, issue_number: int, title: str, body: str,
                           model: str, scores: dict[str, float], chosen: list[str], decision: dict,
-                          dry_run: bool, seconds: float) -> None:
+                          dry_run: bool, seconds: float, model_version: str | None = None) -> None:
+        """One prediction per delivery; ``model_version`` is the registry version that scored it."""
         row = PredictionRow(delivery_id=delivery_id, repo=repo, issue_number=issue_number, title=title,
-                            body=body, model=model, scores=json.dumps(scores), chosen=json.dumps(chosen),
-                            decision=json.dumps(decision), dry_run=dry_run, seconds=seconds,
+                            body=body, model=model, model_version=model_version, scores=json.dumps(scores),
+                            chosen=json.dumps(chosen), decision=json.dumps(decision), dry_run=dry_run, seconds=seconds,
                             created_at=self.clock())
         try:
             with self.session.begin() as s:
@@ -476,6 +514,7 @@ class Store:
                     "bot_applied": applied,
                     "bot_predicted": json.loads(pred.decision) if pred else None,
                     "model": pred.model if pred else None,
+                    "model_version": pred.model_version if pred else None,
                     "added": [e.label for e in evs if e.action == "added"],
                     "removed": [e.label for e in evs if e.action == "removed"],
                     "corrected_at": _iso(last.created_at),

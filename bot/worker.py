@@ -22,10 +22,11 @@ only) and step 5 is :meth:`Worker.carry_out` (writes), so ``issue-labeler backfi
 3. :func:`~bot.policy.plan`: stop, wait out the ``delay`` (re-queued without counting as an
    attempt; then the issue is read again and the policy asked again), a decision without
    the model, or score;
-4. score the text with the labels the plan allows (:mod:`bot.predictor`), then
-   :func:`~bot.policy.decide`;
-5. carry it out: record the prediction, add the labels in one call, create or edit the one
-   suggestion comment, record the labels and the comment (:mod:`bot.store`).
+4. score the text with the labels the plan allows (:mod:`bot.predictor`: the repository's
+   registry version, or the default model), then :func:`~bot.policy.decide`;
+5. carry it out: record the prediction (with the model version that scored it), add the
+   labels in one call, create or edit the one suggestion comment, record the labels and the
+   comment (:mod:`bot.store`).
 """
 
 from __future__ import annotations
@@ -275,8 +276,9 @@ class Worker:
 
         scored: Scored | None = None
         if plan.kind == policy.SCORE:
-            scored = self.predictor.score(sansio.issue_text(issue), plan.model_labels, model=config.model,
-                                          precision=plan.precision, neighbours=plan.neighbours)
+            scored = self.predictor.score(sansio.issue_text(issue), plan.model_labels, repo=repo,
+                                          model=config.model, precision=plan.precision,
+                                          neighbours=plan.neighbours)
             decision = policy.decide(facts, config, scored)
         else:
             decision = plan.decision or policy.LabelDecision(reason=plan.reason)
@@ -308,8 +310,8 @@ class Worker:
         model = scored.model if scored else ""
         self.store.record_prediction(
             delivery_id=d.delivery_id, repo=repo, issue_number=number, title=title, body=body, model=model,
-            scores=scored.scores if scored else {}, chosen=scored.chosen if scored else [],
-            decision=decision.to_dict(), dry_run=dry, seconds=seconds)
+            model_version=scored.version if scored else None, scores=scored.scores if scored else {},
+            chosen=scored.chosen if scored else [], decision=decision.to_dict(), dry_run=dry, seconds=seconds)
         applied: list[str] = []
         if decision.apply:
             # GitHub first, then the record: if we crash in between, the retry adds the same

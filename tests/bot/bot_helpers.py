@@ -168,15 +168,20 @@ class FakeGitHub:
 
 
 
-def deliver(store, worker, payload: dict, event: str = "issues", delivery_id: str | None = None):
-    """Store a delivery as the web app would and process it at once; returns the Outcome."""
+def store_delivery(store, payload: dict, event: str = "issues", delivery_id: str | None = None) -> str:
+    """Store a delivery as the web app would (not processed); returns its id."""
     from bot.sansio import Delivery
 
     delivery_id = delivery_id or str(uuid.uuid4())
     d = Delivery(delivery_id, event, payload)
     store.add_delivery(delivery_id, event, json.dumps(payload), action=d.action, repo=d.repo,
                        issue_number=d.issue_number)
-    return worker.process(delivery_id)
+    return delivery_id
+
+
+def deliver(store, worker, payload: dict, event: str = "issues", delivery_id: str | None = None):
+    """Store a delivery as the web app would and process it at once; returns the Outcome."""
+    return worker.process(store_delivery(store, payload, event, delivery_id))
 
 
 def transient(delay: float = 1.0, status: int = 503) -> TransientGitHubError:

@@ -31,7 +31,7 @@ class RecordingPredictor:
     def __init__(self):
         self.texts: list[str] = []
 
-    def score(self, text, repo_labels, *, model=None, precision=None, neighbours=False):
+    def score(self, text, repo_labels, *, repo=None, model=None, precision=None, neighbours=False):
         self.texts.append(text)
         return Scored({"bug": 0.9}, ["bug"], "recording")
 
