@@ -489,8 +489,10 @@ def demo(strategy: Annotated[str, typer.Option("--strategy", "-s")] = "naive_bay
 
 def _add_subcommands() -> None:
     from labeler.cli_models import models_app  # imports this module's `friendly`
+    from labeler.cli_retrain import retrain
 
     app.add_typer(models_app, name="models")
+    app.command()(retrain)
 
 
 _add_subcommands()
