@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 import responses
 from typer.testing import CliRunner
 
@@ -25,6 +26,12 @@ CONFIG = "deny: [wontfix]\naliases: {feature: enhancement}\n"
 REPO_LABELS = {"bug": "Something isn't working", "enhancement": "New feature or request",
                "documentation": "Improvements or additions to documentation", "wontfix": None, "question": None}
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_job_summary(monkeypatch):
+    """Tests that run inside GitHub Actions must not write to the real job summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 def issues(n: int = 40) -> list[dict]:
@@ -70,7 +77,7 @@ def test_retrain_from_the_repository_twice(tmp_path):
     queries: list[dict] = []
     mock_github(issues(), queries)
     args = ["retrain", REPO, "--registry", str(tmp_path / "reg"), "--strategy", "naive_bayes", "--token", "t0ken"]
-    result = runner.invoke(app, args, env={"GITHUB_STEP_SUMMARY": ""})
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "fetching acme/widgets" in result.stderr and "40 issue(s) read (40 new)" in result.stderr
     report = json.loads(next((tmp_path / "reg" / REPO / "reports").glob("*.json")).read_text())
@@ -81,7 +88,7 @@ def test_retrain_from_the_repository_twice(tmp_path):
     assert (tmp_path / "reg" / REPO / "data" / "issues.jsonl").is_file()
 
     queries.clear()
-    result = runner.invoke(app, args, env={"GITHUB_STEP_SUMMARY": ""})
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output  # as good as the active one: margin 0 promotes
     assert queries[0]["since"] == ["2025-02-09T00:00:00Z"] and "0 issue(s) read" in result.stderr
     assert json.loads(next((tmp_path / "reg" / REPO / "reports").glob("*v0002.json")).read_text())["data"]["fetch"] == \
@@ -92,7 +99,7 @@ def test_retrain_from_the_repository_twice(tmp_path):
 def test_without_a_token_every_label_in_the_data(tmp_path):
     mock_github(issues(), [])
     result = runner.invoke(app, ["retrain", REPO, "--registry", str(tmp_path / "reg"), "--strategy", "naive_bayes"],
-                           env={"GITHUB_TOKEN": "", "GITHUB_STEP_SUMMARY": ""})
+                           env={"GITHUB_TOKEN": ""})
     assert result.exit_code == 0, result.output
     assert "no GitHub token" in result.stderr and "label set: every label in the data" in result.stderr
     report = json.loads(next((tmp_path / "reg" / REPO / "reports").glob("*.json")).read_text())
@@ -102,7 +109,6 @@ def test_without_a_token_every_label_in_the_data(tmp_path):
 @responses.activate
 def test_github_failure_exits_1(tmp_path):
     responses.get(re.compile(API.pattern + r"/issues(\?.*)?$"), json={"message": "Server Error"}, status=500)
-    result = runner.invoke(app, ["retrain", REPO, "--registry", str(tmp_path / "reg"), "--token", "t"],
-                           env={"GITHUB_STEP_SUMMARY": ""})
+    result = runner.invoke(app, ["retrain", REPO, "--registry", str(tmp_path / "reg"), "--token", "t"])
     assert result.exit_code == 1, result.output
     assert "fetching acme/widgets failed" in result.stderr and "left as it was" in result.stderr

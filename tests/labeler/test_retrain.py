@@ -33,6 +33,12 @@ START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def no_job_summary(monkeypatch):
+    """Tests that run inside GitHub Actions must not write to the real job summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -72,7 +78,7 @@ def retrain(data: Path, registry: Path, *extra, env=None):
 def test_first_model_promoted_then_worse_kept_staged(tmp_path):
     reg_dir = tmp_path / "registry"
     good = write(tmp_path / "good.jsonl", make_issues())
-    result = retrain(good, reg_dir, env={"GITHUB_STEP_SUMMARY": ""})
+    result = retrain(good, reg_dir)
     assert result.exit_code == PROMOTED, result.output
     assert "no active model: the first version is promoted" in result.stderr
     reg = Registry(reg_dir)
@@ -80,7 +86,7 @@ def test_first_model_promoted_then_worse_kept_staged(tmp_path):
     assert reg.get(REPO, 1).info["metrics"]["holdout"] == 12  # 20% of 60, recorded with the version
 
     bad = write(tmp_path / "bad.jsonl", make_issues(swap_older_than=48))  # training part mislabelled
-    result = retrain(bad, reg_dir, env={"GITHUB_STEP_SUMMARY": ""})
+    result = retrain(bad, reg_dir)
     assert result.exit_code == KEPT, result.output
     assert "kept as staged" in result.stdout
     assert reg.pointers(REPO) == {"active": 1, "staged": 2, "backup": None}
@@ -90,6 +96,7 @@ def test_first_model_promoted_then_worse_kept_staged(tmp_path):
     assert any("below the margin" in r for r in report["reasons"])
     assert any("precision of" in r for r in report["reasons"])
     assert report["data"]["sizes"] == {"labelled": 60, "unlabelled": 0, "train": 38, "valid": 10, "holdout": 12}
+    assert report["data"]["train_until"] < report["data"]["holdout_from"] == "2025-02-18T00:00:00Z"
     assert set(report["seconds"]) == {"prepare", "train", "evaluate", "register", "total"}
     row = report["per_label"][0]
     assert row["delta"]["f1"] == pytest.approx(row["candidate"]["f1"] - row["active"]["f1"])
