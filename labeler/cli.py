@@ -1,4 +1,4 @@
-"""The labeler's command line (typer): split, train, evaluate, predict, fetch, strategies, models.
+"""The labeler's command line (typer): split, train, evaluate, predict, fetch, strategies, models, retrain.
 
 The ``issue-labeler`` console script (``bot.cli:main``) adds the bot's commands to this app.
 Bad input gets one clear line on stderr and exit status 2, never a traceback.
