@@ -1,5 +1,5 @@
 """The ``issue-labeler`` console script: the labeler's commands (``labeler.cli``) plus the
-bot's own (``serve``, ``send-example``, ``export-corrections``). Lives in ``bot`` so that the
+bot's own (``serve``, ``backfill``, ``send-example``, ``export-corrections``, ``deliveries``). Lives in ``bot`` so that the
 dependency runs one way: bot -> labeler, never back (through :mod:`bot.predictor`, like
 every bot module)."""
 
@@ -202,6 +202,70 @@ def export_corrections(output: Optional[Path] = typer.Option(None, "--output", "
         if output:
             out.close()
     typer.echo(f"{n} corrected issue(s) exported", err=True)
+
+
+@app.command()
+def backfill(repo: str = typer.Argument(..., metavar="OWNER/REPO", help="the repository"),
+             apply: bool = typer.Option(False, "--apply", help="add the labels and post the suggestion comments "
+                                                              "(default: a dry run that writes nothing)"),
+             limit: Optional[int] = typer.Option(None, min=1, help="assess at most this many issues (newest first)"),
+             precision: Optional[float] = typer.Option(None, min=0.5, max=1.0,
+                                                       help="how sure the model must be to apply a label "
+                                                            "(default: the repo config's precision)"),
+             database_url: Optional[str] = typer.Option(None, envvar="ISSUE_LABELER_DATABASE_URL",
+                                                        help="store URL")) -> None:
+    """Label the open issues the bot never saw: those with none of the labels it can apply.
+
+    A dry run by default: a table of what it would apply and suggest, with scores. The same
+    settings as ``serve`` (GitHub App or token, ISSUE_LABELER_BUNDLE, ...) and the same
+    policy as the bot (the repo config; never a label a human removed). Resumable: issues
+    the bot decided before (recorded in the store) are skipped."""
+    from bot.backfill import BackfillError, backfill as run_backfill
+    from bot.settings import Settings, SettingsError, build_worker
+
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        _fail(f"repository must be OWNER/REPO, got {repo!r}")
+    try:
+        settings = Settings.from_env()
+        if database_url:
+            settings.database_url = database_url
+        worker = build_worker(settings)
+    except SettingsError as exc:
+        _fail(_one_line(exc))
+    except Exception as exc:  # unreachable database: one line, not a traceback
+        _fail(f"cannot open the store {mask_url(settings.database_url)}: {_one_line(exc)}")
+    try:
+        report = run_backfill(worker, repo, apply=apply, limit=limit, precision=precision)
+    except BackfillError as exc:
+        _fail(_one_line(exc), 1)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if report.rows:
+        _print_backfill_table(report)
+    typer.echo(report.summary())
+    if report.stopped:
+        raise typer.Exit(1)
+
+
+def _print_backfill_table(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text  # plain text: an issue title like "[bug] x" is not markup
+
+    def labels(pairs: list[tuple[str, float]]) -> str:
+        return ", ".join(f"{label} {score:.2f}" for label, score in pairs)
+
+    applied_head, suggested_head = ("applied", "suggested") if report.apply else ("would apply", "would suggest")
+    table = Table(header_style="bold")
+    for name, kwargs in (("issue", {"justify": "right", "no_wrap": True}), ("title", {"max_width": 40, "no_wrap": True}),
+                         (applied_head, {}), (suggested_head, {}), ("best scores", {}), ("note", {})):
+        table.add_column(name, **kwargs)
+    for r in report.rows:
+        applied = labels(r.apply) if (r.written or not report.apply) else ""
+        cells = [f"#{r.number}", r.title.replace("\n", " "), applied, labels(r.suggest) if r.commented else "",
+                 labels(r.scores), r.note]
+        table.add_row(*(Text(c) for c in cells))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # a pipe gets 160 columns, not 80
 
 
 deliveries_app = typer.Typer(help="Deliveries in the store: list them, retry failed ones.", no_args_is_help=True)

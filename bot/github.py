@@ -5,7 +5,8 @@ installation access token per ``installation.id``, cached until shortly before i
 or with one token (a personal access token or a fine-grained token). It reads the
 repository's labels with their descriptions and ``.github/issue-labeler.yml`` from the
 default branch, re-reads an issue, adds labels in one call and creates or edits the
-suggestion comment.
+suggestion comment; for ``issue-labeler backfill`` it also lists the open issues a page at
+a time and finds the App's installation on a repository.
 
 PyGithub's own retrying is switched off (``retry=None``): its urllib3 retry sleeps inside the
 call, which would block a worker thread for up to an hour on a rate limit. Instead every
@@ -138,6 +139,8 @@ class PyGithubClient:
     """GitHub through PyGithub, as an App installation or with one token."""
 
     dry_run = False
+    #: issues (and labels) per page of a listing
+    PER_PAGE = 100
 
     def __init__(self, *, token: str | None = None, app_id: str | int | None = None,
                  private_key: str | None = None, base_url: str = "https://api.github.com",
@@ -155,7 +158,7 @@ class PyGithubClient:
         # PyGithub's default throttle (0.25 s between requests, 1 s between writes) is
         # GitHub's advice against secondary rate limits; tests switch it off.
         self._kwargs: dict[str, Any] = {"base_url": self.base_url, "retry": None, "lazy": True,
-                                        "timeout": timeout, "per_page": 100}
+                                        "timeout": timeout, "per_page": self.PER_PAGE}
         if not throttle:
             self._kwargs.update(seconds_between_requests=None, seconds_between_writes=None)
         self._lock = threading.Lock()
@@ -170,16 +173,27 @@ class PyGithubClient:
             cached = self._tokens.get(installation_id)
             if cached and cached[1] - 60 > self.clock():
                 return cached[0]
-        gh = self._github
-        integration = gh.GithubIntegration(auth=gh.Auth.AppAuth(int(self.app_id), self.private_key),
-                                           base_url=self.base_url, retry=None)
         with self._errors("create an installation token"):
-            auth = integration.get_access_token(installation_id)
+            auth = self._integration().get_access_token(installation_id)
         expires = auth.expires_at.timestamp() if auth.expires_at else self.clock() + 3000
         with self._lock:
             self._tokens[installation_id] = (auth.token, expires)
             self.token_requests += 1
         return auth.token
+
+    def _integration(self):
+        gh = self._github
+        return gh.GithubIntegration(auth=gh.Auth.AppAuth(int(self.app_id), self.private_key),
+                                    base_url=self.base_url, retry=None)
+
+    def repo_installation(self, repo: str) -> int | None:
+        """The id of the App's installation on ``repo`` (``GET /repos/{repo}/installation``,
+        signed as the App); None with a token, which needs none."""
+        if not self.app_id:
+            return None
+        owner, name = repo.split("/", 1)
+        with self._errors(f"find the App's installation on {repo}"):
+            return self._integration().get_repo_installation(owner, name).id
 
     def _client(self, installation_id: int | None):
         gh = self._github
@@ -222,6 +236,16 @@ class PyGithubClient:
             issue = self._client(installation_id).get_repo(repo).get_issue(number)
             return {"title": issue.title, "body": issue.body, "labels": [{"name": l.name} for l in issue.labels],
                     "state": issue.state}
+
+    def open_issues(self, repo: str, installation_id: int | None, page: int) -> list[dict[str, Any]]:
+        """Page ``page`` (from 0) of the repository's open issues, newest first, ``PER_PAGE``
+        a page (fewer on the last, none past it), as GitHub's REST issue objects. Pull
+        requests are among them (they carry a ``pull_request`` key), as GitHub lists them."""
+        with self._errors(f"list the open issues of {repo}"):
+            listing = self._client(installation_id).get_repo(repo).get_issues(state="open", sort="created",
+                                                                             direction="desc")
+            # the objects as GitHub sent them: ``raw_data`` would re-fetch each issue first
+            return [issue._rawData for issue in listing.get_page(page)]
 
     # -- writes -----------------------------------------------------------------------------
     def add_labels(self, repo: str, number: int, labels: list[str], installation_id: int | None) -> None:

@@ -168,6 +168,17 @@ def map_scores(scores: Mapping[str, float], config: RepoConfig, repo_labels: Ite
     return out
 
 
+def applicable_labels(config: RepoConfig, model_labels: Iterable[str], repo_labels: Iterable[str]) -> list[str]:
+    """The repository labels the bot could ever apply with a model that knows
+    ``model_labels``: each through ``aliases`` to the repository's spelling (dropped when the
+    repository has no such label), allowed and not denied. An issue carrying none of them
+    is one the bot has not labelled (``issue-labeler backfill``)."""
+    allow = {l.lower() for l in config.allow}
+    deny = {l.lower() for l in config.deny}
+    mapped = map_scores(dict.fromkeys(model_labels, 0.0), config, repo_labels)
+    return sorted(l for l in mapped if (not allow or l.lower() in allow) and l.lower() not in deny)
+
+
 _RANK = {APPLY: 2, SUGGEST: 1, BELOW: 0}
 
 

@@ -73,6 +73,8 @@ class Predictor(Protocol):
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
               precision: float | None = None, neighbours: bool = False) -> Scored: ...
 
+    def labels(self, repo_labels: Mapping[str, str | None], *, model: str | None = None) -> list[str]: ...
+
     def describe(self) -> str: ...
 
 
@@ -175,6 +177,11 @@ class BundlePredictor:
             return bundle, f"{self.fallback_strategy} on {len(labels)} repository labels (no trained bundle)"
 
         return self._cached(key, build)
+
+    def labels(self, repo_labels: Mapping[str, str | None], *, model: str | None = None) -> list[str]:
+        """The labels the model answering for ``repo_labels`` and ``model`` scores (loads it)."""
+        bundle, _ = self._bundle_for(repo_labels, model)
+        return list(bundle.labels)
 
     def score(self, text: str, repo_labels: Mapping[str, str | None], *, model: str | None = None,
               precision: float | None = None, neighbours: bool = False) -> Scored:

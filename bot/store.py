@@ -300,6 +300,13 @@ class Store:
         with self.session() as s:
             return s.execute(q.limit(1)).first() is not None
 
+    def handled_issues(self, repo: str) -> set[int]:
+        """Numbers of the repository's issues the live bot decided (a prediction is recorded,
+        dry-run ones aside): ``issue-labeler backfill`` leaves them alone."""
+        with self.session() as s:
+            return set(s.execute(select(PredictionRow.issue_number).where(
+                PredictionRow.repo == repo, PredictionRow.dry_run.is_(False)).distinct()).scalars())
+
     def finish(self, delivery_id: str, status: str, *, result: dict | None = None, error: str | None = None) -> None:
         assert status in FINAL, status
         with self.session.begin() as s:

@@ -11,7 +11,9 @@ the worker.
 :meth:`_handle` asks the router which handler answers the delivery (one function per event
 and action, in :mod:`bot.handlers`) and calls it with this worker. The labelling handlers
 call :meth:`Worker.label`, which gathers facts, lets :mod:`bot.policy` decide and carries
-the decision out; it decides nothing itself:
+the decision out; it decides nothing itself. Steps 1-4 are :meth:`Worker.assess` (reads
+only) and step 5 is :meth:`Worker.carry_out` (writes), so ``issue-labeler backfill``
+(:mod:`bot.backfill`) labels existing issues through the very same path:
 
 1. facts from the payload and the store (:class:`bot.policy.IssueFacts`); the policy's
    :func:`~bot.policy.triage` may stop here (an edit after the bot labelled);
@@ -35,11 +37,12 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from bot import policy, sansio
-from bot.config import parse_config
+from bot.config import RepoConfig, parse_config
 from bot.github import COMMENT_MARKER, GitHubClient, PermanentGitHubError, TransientGitHubError
 from bot.handlers import router as default_router
 from bot.predictor import Predictor, PredictorUnavailable, Scored
@@ -60,9 +63,29 @@ class Outcome:
     error: str | None = None
 
 
-class _Defer(Exception):
+class Defer(Exception):
+    """Raised by :meth:`Worker.assess` when the policy says wait ``delay`` seconds (the repo
+    config's ``delay``) before labelling the issue."""
+
     def __init__(self, delay: float):
+        super().__init__(f"wait {delay:.0f}s")
         self.delay = delay
+
+
+@dataclass
+class Assessment:
+    """What the policy decided about one issue, before anything is written: with a
+    ``decision``, the worker carries it out (``scored``: the model's view, when it was
+    asked); without one, the delivery ends with ``status`` (ignored / skipped) and
+    ``reason``. ``issue`` is the issue decided on (re-read from GitHub when the policy asked
+    to look again); ``warnings``: labels the repo config names that the repository lacks."""
+
+    status: str
+    issue: dict[str, Any]
+    reason: str = ""
+    decision: policy.LabelDecision | None = None
+    scored: Scored | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class Worker:
@@ -105,31 +128,58 @@ class Worker:
             self._repo_cache[key] = (self.clock(), labels, config_text)
         return labels, config_text
 
+    def repo_config(self, repo: str, installation_id: int | None
+                    ) -> tuple[dict[str, str | None], RepoConfig | None, str | None, list[str]]:
+        """The repository's labels; its parsed config (the local default file when the
+        repository has none), or None and the reason when it is invalid; and a warning for
+        each label the config names that the repository does not have."""
+        repo_labels, config_text = self.repo_state(repo, installation_id)
+        config, error = parse_config(config_text if config_text is not None else self.default_config_text)
+        warnings = [] if config is None else [
+            f"config names label {l!r}, which {repo} does not have; ignored" for l in config.unknown_labels(repo_labels)]
+        return repo_labels, config, error, warnings
+
+    def retry_wait(self, attempts: int, delay: float) -> float:
+        """Seconds to wait after the ``attempts``-th failure when GitHub asked for ``delay``:
+        at least that, at least the exponential backoff, at most ``backoff_cap``."""
+        backoff = min(self.backoff_cap, self.backoff_base * 2 ** (attempts - 1))
+        return min(self.backoff_cap, max(delay, backoff))
+
+    @contextmanager
+    def hold_issue(self, repo: str, number: int) -> Iterator[bool]:
+        """Hold the issue's lease in the store (across threads, processes and hosts) for the
+        ``with`` block, so one decision about an issue is made at a time; yields False, and
+        holds nothing, while another holder has it."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        if not self.store.acquire_issue(repo, number, holder, self.lease_seconds):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.store.release_issue(repo, number, holder)
+
     # -- entry point ----------------------------------------------------------------------
     def process(self, delivery_id: str) -> Outcome:
         claimed = self.store.claim(delivery_id, max_attempts=self.max_attempts)
         if claimed is None:
             return Outcome("not_claimed")
-        # one decision per issue at a time: hold the issue's lease in the store (across
-        # threads, processes and hosts) while deciding and writing
+        # one decision per issue at a time: hold the issue's lease while deciding and writing
         d = sansio.Delivery(claimed.delivery_id, claimed.event, claimed.payload)
-        lease = (d.repo, d.issue_number) if d.repo is not None and d.issue_number is not None else None
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        if lease is not None and not self.store.acquire_issue(*lease, holder, self.lease_seconds):
-            wait = self.lease_wait * (1 + random.random())
-            self.store.defer(delivery_id, wait, attempt=False)
-            return Outcome("deferred", retry_in=wait)
-        try:
+        if d.repo is None or d.issue_number is None:
             return self._process(claimed)
-        finally:
-            if lease is not None:
-                self.store.release_issue(*lease, holder)
+        with self.hold_issue(d.repo, d.issue_number) as held:
+            if not held:
+                wait = self.lease_wait * (1 + random.random())
+                self.store.defer(delivery_id, wait, attempt=False)
+                return Outcome("deferred", retry_in=wait)
+            return self._process(claimed)
 
     def _process(self, claimed: Claimed) -> Outcome:
         delivery_id = claimed.delivery_id
         try:
             status, result = self._handle(claimed)
-        except _Defer as d:
+        except Defer as d:
             self.store.defer(delivery_id, d.delay, attempt=False)
             return Outcome("deferred", retry_in=d.delay)
         except TransientGitHubError as exc:
@@ -152,8 +202,7 @@ class Worker:
             log.error("delivery %s %s", claimed.delivery_id, message)
             self.store.finish(claimed.delivery_id, "failed", error=message)
             return Outcome("failed", error=message)
-        backoff = min(self.backoff_cap, self.backoff_base * 2 ** (claimed.attempts - 1))
-        wait = min(self.backoff_cap, max(delay, backoff))  # at least what GitHub asked for
+        wait = self.retry_wait(claimed.attempts, delay)  # at least what GitHub asked for
         log.info("delivery %s attempt %d failed (%s); retrying in %.1fs", claimed.delivery_id,
                  claimed.attempts, error, wait)
         self.store.defer(claimed.delivery_id, wait, error=error)
@@ -181,32 +230,48 @@ class Worker:
             fresh = self.github.issue(repo, number, inst)
             if fresh is not None:
                 issue = {**issue, **fresh}
-        facts = self._facts(d, issue)
+        assessed = self.assess(d, issue)
+        if assessed.decision is None:
+            return assessed.status, {"reason": assessed.reason}
+        result = self.carry_out(d, assessed.issue, assessed.decision, assessed.scored, seen=seen)
+        if assessed.warnings:
+            result["warnings"] = assessed.warnings
+        return "done", result
+
+    def assess(self, d: sansio.Delivery, issue: dict[str, Any], *, precision: float | None = None,
+               fresh: bool = False) -> Assessment:
+        """Steps 1-4 of the module docstring for ``issue`` (the delivery's issue, or as
+        re-read): gather the facts, ask the policy, score when it says so, and return its
+        decision. Reads GitHub and the store, writes nothing. ``precision`` replaces the repo
+        config's; ``fresh``: ``issue`` was just read from GitHub, so the policy need not read
+        it again once the config's ``delay`` is over. Raises :class:`Defer` while the delay
+        runs."""
+        repo, number, inst = d.repo, d.issue_number, d.installation_id
+        facts = self._facts(d, issue, refreshed=fresh)
         stop = policy.triage(facts)
         if stop is not None:
-            return stop.status, {"reason": stop.reason}
+            return Assessment(stop.status, issue, stop.reason)
 
-        repo_labels, config_text = self.repo_state(repo, inst)
-        config, error = parse_config(config_text if config_text is not None else self.default_config_text)
+        repo_labels, config, error, warnings = self.repo_config(repo, inst)
         if config is None:
             log.warning("%s: %s; not labelling #%s", repo, error, number)
-            return "skipped", {"reason": error}
+            return Assessment("skipped", issue, error or "")
+        if precision is not None:
+            config = config.model_copy(update={"precision": precision})
         facts.repo_labels = repo_labels
-        warnings = [f"config names label {l!r}, which {repo} does not have; ignored"
-                    for l in config.unknown_labels(repo_labels)]
         for w in warnings:
             log.warning(w)
 
         plan = policy.plan(facts, config, now=self.clock())
         if plan.kind == policy.WAIT:
-            raise _Defer(plan.wait)
+            raise Defer(plan.wait)
         if plan.kind == policy.REFRESH:
-            fresh = self.github.issue(repo, number, inst)
-            issue = {**issue, **fresh} if fresh is not None else issue
+            reread = self.github.issue(repo, number, inst)
+            issue = {**issue, **reread} if reread is not None else issue
             facts = self._facts(d, issue, repo_labels, refreshed=True)
             plan = policy.plan(facts, config, now=self.clock())
         if plan.kind == policy.STOP:
-            return plan.status, {"reason": plan.reason}
+            return Assessment(plan.status, issue, plan.reason)
 
         scored: Scored | None = None
         if plan.kind == policy.SCORE:
@@ -215,10 +280,7 @@ class Worker:
             decision = policy.decide(facts, config, scored)
         else:
             decision = plan.decision or policy.LabelDecision(reason=plan.reason)
-        result = self._carry_out(d, issue, decision, scored, seen=seen)
-        if warnings:
-            result["warnings"] = warnings
-        return "done", result
+        return Assessment("done", issue, decision.reason, decision, scored, warnings)
 
     def _facts(self, d: sansio.Delivery, issue: dict[str, Any], repo_labels: dict[str, str | None] | None = None,
                *, refreshed: bool = False) -> policy.IssueFacts:
@@ -234,9 +296,11 @@ class Worker:
             removed_by_human=self.store.removed_labels(repo, number), repo_labels=repo_labels or {},
             received_at=d.received_at if d.received_at is not None else self.clock(), refreshed=refreshed)
 
-    def _carry_out(self, d: sansio.Delivery, issue: dict[str, Any], decision: policy.LabelDecision,
-                   scored: Scored | None, *, seen: bool = False) -> dict[str, Any]:
-        """Record the prediction, add the labels in one call, write the one comment."""
+    def carry_out(self, d: sansio.Delivery, issue: dict[str, Any], decision: policy.LabelDecision,
+                  scored: Scored | None, *, seen: bool = False) -> dict[str, Any]:
+        """Step 5: record the prediction, add the labels in one call, write the one comment.
+        ``seen``: a delivery of this issue was decided before (look for a comment the store
+        may have missed)."""
         repo, number, inst = d.repo, d.issue_number, d.installation_id
         dry = self.github.dry_run
         seconds = self.clock() - (d.received_at if d.received_at is not None else self.clock())

@@ -1,4 +1,5 @@
-"""The labeler's command line (typer): split, train, evaluate, predict, fetch, strategies, models, retrain.
+"""The labeler's command line (typer): split, train, adapt, evaluate, predict, fetch, strategies, models,
+retrain.
 
 The ``issue-labeler`` console script (``bot.cli:main``) adds the bot's commands to this app.
 Bad input gets one clear line on stderr and exit status 2, never a traceback.
@@ -20,7 +21,7 @@ from labeler.data import LoadOptions, issue_text
 from labeler.errors import DataError, LabelerError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="issue-labeler: label GitHub issues (train, evaluate, predict, split, fetch).")
+                  help="issue-labeler: label GitHub issues (train, evaluate, predict, split, fetch, adapt).")
 
 # -- options shared by the commands that read data ------------------------------------------
 # Column options default to None ("not given"), so a command can tell a flag from a value it
@@ -253,6 +254,86 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
         line += f"\nauto chose {info['chosen']}: {info['why']}"
     if bundle.decision.suggest_only:
         line += f"\nsuggest-only (cannot reach {goal} on validation): {', '.join(bundle.decision.suggest_only)}"
+    typer.echo(line)
+
+
+def _adapt_default(name: str) -> str:
+    from labeler.adapt import AdaptParams
+
+    return f"(default {AdaptParams.model_fields[name].default})"
+
+
+@app.command()
+@friendly
+def adapt(data: Annotated[list[Path], typer.Argument(help="issue files (JSONL or CSV; every row, labelled or not) or directories written by split (their train and unlabelled files; their valid and test issues are left out)", show_default=False)],
+          output: Annotated[Path, typer.Option("--output", "-o", help="encoder directory to write (checkpoints in its checkpoints/)", show_default=False)],
+          exclude: Annotated[Optional[list[Path]], typer.Option("--exclude", help="leave out the issues of this file, or the valid and test issues of this split directory (same GitHub id or same text); repeatable")] = None,
+          model: Annotated[Optional[str], typer.Option(help="encoder to adapt: hub id or directory (default: the embedded all-MiniLM-L6-v2, which gets a fresh masked-LM head)", show_default=False)] = None,
+          budget: Annotated[Optional[float], typer.Option(help="seconds of training; the step in progress ends and is checkpointed (continue with --resume) (default: no limit)", show_default=False)] = None,
+          epochs: Annotated[Optional[int], typer.Option(help=f"passes over the training texts {_adapt_default('epochs')}", show_default=False)] = None,
+          max_length: Annotated[Optional[int], typer.Option(help=f"tokens per issue {_adapt_default('max_length')}", show_default=False)] = None,
+          batch_size: Annotated[Optional[int], typer.Option(help=f"texts per step {_adapt_default('batch_size')}", show_default=False)] = None,
+          learning_rate: Annotated[Optional[float], typer.Option(help=f"AdamW peak learning rate {_adapt_default('learning_rate')}", show_default=False)] = None,
+          mlm_probability: Annotated[Optional[float], typer.Option(help=f"share of tokens masked {_adapt_default('mlm_probability')}", show_default=False)] = None,
+          heldout: Annotated[Optional[str], typer.Option(help=f"texts kept out of training to measure perplexity before and after: a fraction or a count, 0 for none {_adapt_default('heldout')}", show_default=False)] = None,
+          save_steps: Annotated[Optional[int], typer.Option(help=f"checkpoint every this many steps {_adapt_default('save_steps')}", show_default=False)] = None,
+          resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in OUTPUT/checkpoints (same inputs and options; --epochs may grow)")] = False,
+          seed: Annotated[Optional[int], typer.Option(help=f"seed of the held-out split, masking, new head and data order {_adapt_default('seed')}", show_default=False)] = None,
+          device: Annotated[Optional[str], typer.Option(help="auto (CUDA when torch sees it), cpu, cuda (default: auto)", show_default=False)] = None,
+          progress: Annotated[bool, typer.Option(help="show progress bars and the loss per epoch")] = True,
+          fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = None,
+          body_column: BodyColOpt = None, include_prs: PrOpt = None):
+    """Domain adaptation: masked-LM training of an encoder on a repository's issue texts
+    (labelled and unlabelled), never its evaluation issues. OUTPUT loads as `-p model=OUTPUT`
+    in finetune, setfit, knn, zero_shot and linear; adapt.json reports the held-out
+    perplexity before and after."""
+    from labeler.adapt import adapt as run_adapt
+    from labeler.adapt import check_params, evaluation_files, gather_texts
+
+    given = {"model": model, "budget": budget, "epochs": epochs, "max_length": max_length, "batch_size": batch_size,
+             "learning_rate": learning_rate, "mlm_probability": mlm_probability, "save_steps": save_steps,
+             "seed": seed, "device": device,
+             "heldout": None if heldout is None else _size(heldout, "heldout", 0.1)}
+    params = check_params({k: v for k, v in given.items() if v is not None})  # before any data is read
+    flags = _flags(fmt, text_column, title_column, body_column, None, include_prs)
+    inputs: list = []
+    excluded: list = []
+    for path in data:
+        if path.is_dir():  # a split directory: train + unlabelled in, valid + test out
+            train_file, _, unlabelled_file, info = _resolve_split_dir(path, None)
+            opts = _options(flags, info.get("input"), "split.json", train_file)
+            inputs += [(f, opts) for f in (train_file, unlabelled_file) if f is not None]
+            excluded += [(f, opts) for f in evaluation_files(path)]
+        else:
+            inputs.append((path, _options(flags, path=path)))
+    for path in exclude or []:
+        if path.is_dir():
+            info = _resolve_split_dir(path, None)[3] if (path / "split.json").is_file() else {}
+            excluded += [(f, _options(flags, info.get("input"), "", f)) for f in evaluation_files(path)]
+        else:
+            excluded.append((path, _options(flags, path=path)))
+    corpus = gather_texts(inputs, excluded)
+    typer.echo(f"{corpus.read} issues read, {len(corpus.texts)} texts to adapt on; {corpus.excluded} excluded as "
+               f"evaluation issues" + (f" (of {', '.join(corpus.excluded_from)})" if corpus.excluded_from else
+                                       " (no --exclude and no split directory given)")
+               + f", {corpus.duplicates} duplicates" + (f", {corpus.pull_requests} pull requests" if corpus.pull_requests else ""),
+               err=True)
+    report = run_adapt(corpus.texts, output, resume=resume, progress=progress, data=corpus.summary(), **params)
+    if report["new_mlm_head"]:
+        typer.echo("the encoder had no masked-LM head: it was given a new one, so the 'before' perplexity "
+                   "is that of an untrained head", err=True)
+    line = (f"saved {output} ({report['steps']} steps" + (f", {report['steps_this_run']} in this run from "
+                                                          f"{report['resumed_from']}" if report["resumed_from"] else "")
+            + f", {report['texts']['train']} texts, {report['seconds']:.1f}s on {report['device']})")
+    if report["before"] and report["after"] and report["before"]["perplexity"] is not None:
+        line += (f"\nheld-out perplexity ({report['texts']['heldout']} texts, {report['after']['masked_tokens']} masked "
+                 f"tokens): before {report['before']['perplexity']:.2f}, after {report['after']['perplexity']:.2f} "
+                 f"(masked-LM loss {report['before']['loss']:.3f} -> {report['after']['loss']:.3f})")
+    else:
+        line += "\nno held-out masked tokens: no perplexity report (--heldout)"
+    if report["stopped_by_budget"]:
+        line += "\nthe budget stopped training: continue with --resume (same inputs and options)"
+    line += f"\nuse it as: issue-labeler train ... -p model={output}"
     typer.echo(line)
 
 

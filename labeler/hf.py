@@ -1,5 +1,5 @@
 """Hugging Face plumbing shared by the encoders, the transformer strategies (``knn``,
-``zero_shot``, ``finetune``, ``setfit``) and the coming domain-adaptation step, in one place.
+``zero_shot``, ``finetune``, ``setfit``) and domain adaptation (:mod:`labeler.adapt`), in one place.
 
 * **Models**: :func:`resolve_model` turns a model name into something ``from_pretrained`` can
   load. A model is named by a hub id (``facebook/bart-large-mnli``), a local directory, or
@@ -160,12 +160,14 @@ def transformers_major() -> int:
 
 
 def make_budget_callback(max_seconds: float | None, *, evaluate_on_stop: bool = False,
-                         clock: Callable[[], float] = time.monotonic):
+                         save_on_stop: bool = False, clock: Callable[[], float] = time.monotonic):
     """A ``transformers.TrainerCallback`` that stops training once ``max_seconds`` of wall-clock
     time have passed since ``on_train_begin`` (checked after every optimiser step). With
     ``evaluate_on_stop`` (for a step-based evaluation strategy) the weights reached when the
     budget runs out are evaluated and checkpointed too, so they compete for "best" like the
     others, and a Trainer with ``load_best_model_at_end`` ends with the best of all of them.
+    With ``save_on_stop`` (no evaluation) the weights reached are checkpointed, so a run
+    stopped by its budget can be resumed from there (``issue-labeler adapt --resume``).
     Its ``stopped`` attribute tells whether the budget ended training. ``clock`` (seconds,
     monotonic) is there for tests, which stop training at a chosen step with a fake one."""
     from transformers import TrainerCallback
@@ -186,6 +188,7 @@ def make_budget_callback(max_seconds: float | None, *, evaluate_on_stop: bool = 
                     control.should_training_stop = True
                     if evaluate_on_stop:
                         control.should_evaluate = True
+                    if evaluate_on_stop or save_on_stop:
                         control.should_save = True
             return control
 

@@ -16,7 +16,8 @@ is deleted afterwards. The bundle holds the encoder's (or classifier's) ``save_p
 output (``model.safetensors``, config), ``classifier_head.safetensors`` for the mean-pooling
 head, and the tokenizer; loading uses ``from_pretrained(use_safetensors=True)``.
 
-To start from a domain-adapted encoder (masked-LM training on unlabelled issues), point the
+To start from a domain-adapted encoder (masked-LM training on the repository's issues with
+``issue-labeler adapt``, :mod:`labeler.adapt`), point the
 ``model`` parameter at its directory.
 """
 

@@ -263,3 +263,12 @@ def test_labels_follow_link_pagination(client):
     responses.get(f"{API}/repositories/1/labels", json=LABELS_JSON[5:],
                   match=[matchers.query_param_matcher({"per_page": "100", "page": "2"})])
     assert client.labels(REPO, None) == DEFAULT_LABELS and len(responses.calls) == 2
+
+
+@responses.activate
+def test_repo_installation_as_the_app_and_none_with_a_token(pem, client):
+    responses.get(f"{API}/repos/{REPO}/installation", json={"id": 99, "app_id": 123})
+    app_client = PyGithubClient(app_id=123, private_key=pem, throttle=False)
+    assert app_client.repo_installation(REPO) == 99
+    assert responses.calls[0].request.headers["Authorization"].startswith("Bearer ")  # the App's JWT
+    assert client.repo_installation(REPO) is None and len(responses.calls) == 1  # a token needs none
