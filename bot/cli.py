@@ -16,10 +16,36 @@ from typing import Optional
 
 import typer
 
-from bot.predictor import labeler_cli
+from bot.predictor import labeler_cli, labeler_cli_context
 from bot.settings import mask_url
 
 app = labeler_cli()
+
+
+def repo_label_map(repo: str, token: str | None, base_url: str) -> dict | None:
+    """``retrain``'s label set for ``repo`` when no ``--label-map`` is given: the repository's
+    labels the bot may apply, as its ``.github/issue-labeler.yml`` says (defaults when there
+    is none), named through its aliases (:func:`bot.policy.training_label_map`). None
+    without a token (the bot's GitHub client needs one): retrain then learns every label in
+    the data. A config file that does not parse is a ``ValueError`` (bad input)."""
+    from bot.config import CONFIG_PATH, parse_config
+    from bot.github import PyGithubClient
+    from bot.policy import training_label_map
+
+    if not token:
+        typer.echo(f"no GitHub token: {CONFIG_PATH} and the labels of {repo} are not read", err=True)
+        return None
+    client = PyGithubClient(token=token, base_url=base_url)
+    config, problem = parse_config(client.config_text(repo, None))
+    if config is None:
+        raise ValueError(problem)
+    return training_label_map(config, client.labels(repo, None))
+
+
+@app.callback()
+def _context(ctx: typer.Context) -> None:
+    # what the labeler's commands may ask of the bot: retrain's label set from the repository
+    ctx.obj = labeler_cli_context(repo_label_map=repo_label_map)
 
 
 def _one_line(exc: BaseException) -> str:

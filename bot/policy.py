@@ -30,7 +30,7 @@ Whatever the model says:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from bot.config import RepoConfig
 from bot.predictor import APPLY, BELOW, SUGGEST, Scored
@@ -111,6 +111,20 @@ def model_labels(config: RepoConfig, repo_labels: Mapping[str, str | None]) -> d
     deny = {l.lower() for l in config.deny}
     kept = {l: d for l, d in repo_labels.items() if (not allow or l.lower() in allow) and l.lower() not in deny}
     return kept or dict(repo_labels)
+
+
+def training_label_map(config: RepoConfig, repo_labels: Mapping[str, str | None]) -> dict[str, Any]:
+    """What ``issue-labeler retrain`` learns for a repository, as label map data
+    (``labeler.labelmap.LabelMap.from_dict``): the labels the bot may apply
+    (:func:`model_labels`), each named as the model names it, i.e. through ``aliases``
+    backwards (``{feature: enhancement}`` learns the repository's ``enhancement`` as
+    ``feature``, which :func:`map_scores` turns back into ``enhancement``), with the
+    repository's descriptions."""
+    to_model = {repo_label.lower(): model for model, repo_label in config.aliases.items()}
+    kept = model_labels(config, repo_labels)
+    mapping = {label: to_model.get(label.lower(), label) for label in kept}
+    descriptions = {mapping[label]: d for label, d in kept.items() if d}
+    return {"name": None, "labels": mapping, "descriptions": descriptions, "exclusive": []}
 
 
 def plan(facts: IssueFacts, config: RepoConfig, *, now: float) -> Plan:

@@ -29,7 +29,8 @@ behind :class:`Predictor`. That includes :func:`issue_text`, the one function th
 issue's title and body into the text a model sees: training (``labeler.data``), the worker
 (:mod:`bot.sansio`) and ``export-corrections`` (:mod:`bot.store`) all call it, so the bot
 scores exactly the text the model was trained on; and :func:`labeler_cli`, the command line
-:mod:`bot.cli` extends. ``tests/bot/test_layers.py`` checks that no other bot module
+:mod:`bot.cli` extends (with :func:`labeler_cli_context`, what its commands may ask of the
+bot). ``tests/bot/test_layers.py`` checks that no other bot module
 imports ``labeler``.
 """
 
@@ -45,7 +46,7 @@ from typing import Any, Mapping, Protocol
 from labeler.data import issue_text  # the one text builder, for training and serving alike
 
 __all__ = ["APPLY", "BELOW", "SUGGEST", "BundlePredictor", "FALLBACK_STRATEGY", "Predictor", "PredictorUnavailable",
-           "Scored", "describe_model", "issue_text", "labeler_cli", "registry_status"]
+           "Scored", "describe_model", "issue_text", "labeler_cli", "labeler_cli_context", "registry_status"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,15 @@ def labeler_cli():
     from labeler.cli import app
 
     return app
+
+
+def labeler_cli_context(*, repo_label_map) -> dict[str, Any]:
+    """The typer context object through which labeler's commands use what the bot knows:
+    ``repo_label_map(repo, token, base_url)`` gives ``retrain`` a repository's label set
+    (see ``labeler.cli_retrain``)."""
+    from labeler.cli_retrain import REPO_LABEL_MAP
+
+    return {REPO_LABEL_MAP: repo_label_map}
 
 
 def describe_model(bundle_path: str | Path | None, fallback_strategy: str = FALLBACK_STRATEGY, *,

@@ -1,4 +1,5 @@
-"""The labeler's command line (typer): split, train, adapt, evaluate, predict, fetch, strategies, models.
+"""The labeler's command line (typer): split, train, adapt, evaluate, predict, fetch, strategies, models,
+retrain.
 
 The ``issue-labeler`` console script (``bot.cli:main``) adds the bot's commands to this app.
 Bad input gets one clear line on stderr and exit status 2, never a traceback.
@@ -569,8 +570,10 @@ def demo(strategy: Annotated[str, typer.Option("--strategy", "-s")] = "naive_bay
 
 def _add_subcommands() -> None:
     from labeler.cli_models import models_app  # imports this module's `friendly`
+    from labeler.cli_retrain import retrain
 
     app.add_typer(models_app, name="models")
+    app.command()(retrain)
 
 
 _add_subcommands()

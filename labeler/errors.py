@@ -20,3 +20,8 @@ class ModelNotAvailableError(LabelerError):
 class ParameterError(LabelerError, ValueError):
     """A strategy parameter or an option that is unknown or has a bad value (caught before
     any training)."""
+
+
+class FetchError(LabelerError):
+    """GitHub could not be read (an error answer, or no connection): a failure of the
+    service rather than of the user's input (``retrain`` exits 1 for it, not 2)."""
