@@ -7,17 +7,16 @@ Bad input gets one clear line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
-import csv
-import functools
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from labeler.data import LoadOptions, issue_text
+from labeler.cli_common import friendly
 from labeler.errors import DataError, LabelerError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -70,23 +69,6 @@ def _options(flags: dict[str, Any], recorded: dict[str, Any] | None = None, sour
     if used and source:
         typer.echo(f"using {source}'s input options: {_describe(used)} (flags override)", err=True)
     return LoadOptions(**{**recorded, **flags})
-
-
-def friendly(func: Callable) -> Callable:
-    """Turn the errors users cause into one line on stderr and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (LabelerError, FileNotFoundError, PermissionError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except (ValueError, csv.Error, UnicodeError) as exc:  # bad input found deeper down: one line
-            typer.echo(f"error: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _resolve_split_dir(data: Path, valid: Path | None) -> tuple[Path, Path | None, Path | None, dict]:
@@ -569,7 +551,7 @@ def demo(strategy: Annotated[str, typer.Option("--strategy", "-s")] = "naive_bay
 
 
 def _add_subcommands() -> None:
-    from labeler.cli_models import models_app  # imports this module's `friendly`
+    from labeler.cli_models import models_app
     from labeler.cli_retrain import retrain
 
     app.add_typer(models_app, name="models")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from labeler.cli import friendly
+from labeler.cli_common import friendly
 from labeler.registry import Registry, RegistryError, Version
 
 models_app = typer.Typer(no_args_is_help=True, add_completion=False,
