@@ -132,6 +132,10 @@ def _pct(value: float) -> str:
     return "-" if value != value else f"{value:.2f}"  # NaN: nothing applied / nothing to find
 
 
+def _ratio(num: int, den: int) -> str:
+    return _pct(num / den if den else float("nan"))
+
+
 def report(args: argparse.Namespace) -> None:
     rows = [json.loads(l) for l in Path(args.out).read_text().splitlines()]
     meta = json.loads(Path(args.out).with_suffix(".command").read_text()) if Path(args.out).with_suffix(".command").exists() else {}
@@ -164,9 +168,9 @@ def report(args: argparse.Namespace) -> None:
                      f"{f1} | {r['retrain_seconds']} |")
     totals = {k: (sum(r[k]["tp"] for r in rows), sum(r[k]["n"] for r in rows)) for k in ("applied", "suggested")}
     lines += ["", "Over the year: applied precision "
-              f"{totals['applied'][0]}/{totals['applied'][1]} = {_pct(totals['applied'][0] / max(totals['applied'][1], 1))}, "
+              f"{totals['applied'][0]}/{totals['applied'][1]} = {_ratio(*totals['applied'])}, "
               f"suggested precision {totals['suggested'][0]}/{totals['suggested'][1]} = "
-              f"{_pct(totals['suggested'][0] / max(totals['suggested'][1], 1))}; "
+              f"{_ratio(*totals['suggested'])}; "
               f"{sum(r['retrain'] == 'promoted' for r in rows)} of {len(rows)} retrains promoted.", ""]
     why = [f"- {r['month']}: {'; '.join(r['reasons'])}" for r in rows if r["retrain"] != "promoted"]
     if why:
@@ -208,7 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("ISSUE_LABELER_DATA") or str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--label-map", default="experiments/labels/hf-datasets.yml")
-    parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
+    parser.add_argument("--start", default="2020-05", help="first month, YYYY-MM (the data's first full month)")
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--strategy", default="auto")
     parser.add_argument("--budget", type=float, default=90.0, help="auto's seconds per retrain (under 180 s leaves "
