@@ -1,0 +1,1 @@
+{"command": "python experiments/lifecycle.py --fresh", "precision": 0.9}
