@@ -8,7 +8,7 @@ PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run demo test bench clean
+.PHONY: setup run demo test bench wordnet clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,12 @@ demo: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# WordNet for `train --augment synonym`: Debian's files copied into ~/nltk_data (NLTK_DATA_DIR=...
+# elsewhere, then export NLTK_DATA). The tests do not need it: they build a tiny WordNet.
+NLTK_DATA_DIR ?= $(HOME)/nltk_data
+wordnet: setup
+	$(VENV)/bin/issue-labeler augment-setup --nltk-data "$(NLTK_DATA_DIR)"
 
 bench: setup
 	$(PY) experiments/benchmark.py --dataset hf-datasets --strategies naive_bayes --seeds 0-4

@@ -15,6 +15,9 @@ Examples::
     python experiments/benchmark.py --dataset hf-datasets --report
 
 Strategy parameters: ``--param finetune.epochs=8 --param knn.model=/path/to/encoder``.
+Augmentation of the training slice (never of validation or test): ``--augment synonym:2``
+(two copies per issue; ``--augment-model DIR`` for ``contextual``); its rows are named
+``naive_bayes +synonym:2`` in the report.
 Data paths default to ../shared/data beside the checkout (``--data-dir`` or
 ``ISSUE_LABELER_DATA`` to change).
 """
@@ -95,6 +98,28 @@ def parse_params(items: list[str]) -> dict[str, dict]:
     return out
 
 
+def parse_augment(text: str | None) -> tuple[str, int] | None:
+    """``--augment METHOD[:COPIES]`` (copies default 1) to (method, copies)."""
+    if text is None:
+        return None
+    method, _, copies = text.partition(":")
+    try:
+        n = int(copies) if copies else 1
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SystemExit(f"--augment takes METHOD[:COPIES] with COPIES a whole number from 1, got {text!r}")
+    return method, n
+
+
+def augment_label(row: dict) -> str:
+    """How a row's augmentation shows in its name: "" or "+synonym", "+synonym:2"."""
+    aug = row.get("augment")
+    if not aug:
+        return ""
+    return f"+{aug['method']}" + (f":{aug['copies']}" if aug["copies"] != 1 else "")
+
+
 def machine() -> dict:
     info = {"cores": os.cpu_count(), "platform": platform.platform(terse=True), "gpu": None}
     try:
@@ -108,7 +133,7 @@ def machine() -> dict:
 
 
 def run_key(row: dict) -> tuple:
-    return row["dataset"], row["strategy"], row["variant"], row["seed"], row["slice"]
+    return row["dataset"], row["strategy"], row["variant"], augment_label(row), row["seed"], row["slice"]
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -146,6 +171,17 @@ def run(args: argparse.Namespace) -> None:
         objective = str(check_objective(args.objective))
     except LabelerError as exc:
         raise SystemExit(f"--objective: {exc}") from None
+    augment = parse_augment(args.augment)
+    augmenter = None
+    if augment is not None:
+        from labeler.augment import make_augmenter
+
+        try:  # loaded once, before any data is read: a missing WordNet or MLM head stops here
+            augmenter = make_augmenter(augment[0], model=args.augment_model)
+        except LabelerError as exc:
+            raise SystemExit(f"--augment: {exc}") from None
+    elif args.augment_model is not None:
+        raise SystemExit("--augment-model is for --augment contextual")
     data_file, map_file, single_label = DATASETS[args.dataset]
     data_dir = Path(args.data_dir or os.environ.get("ISSUE_LABELER_DATA") or ROOT.parent / "shared" / "data")
     prepared = prepare(data_dir / data_file, ROOT / map_file)
@@ -172,7 +208,14 @@ def run(args: argparse.Namespace) -> None:
     splits: dict[int, tuple] = {}
     for seed, strategy, name in bar:
         variant = args.variant or ("default" if not params.get(strategy) else hashlib.sha1(json.dumps(params.get(strategy, {}), sort_keys=True).encode()).hexdigest()[:8])
-        key = (args.dataset, strategy, variant, seed, name)
+        row = {"dataset": args.dataset, "strategy": strategy, "variant": variant}
+        augmentation = None
+        if augmenter is not None:
+            from labeler.augment import Augmentation
+
+            augmentation = Augmentation(augmenter, copies=augment[1], seed=seed)
+            row["augment"] = augmentation.record()
+        key = (args.dataset, strategy, variant, augment_label(row), seed, name)
         if key in done and not args.force:
             continue
         if seed not in splits:
@@ -183,17 +226,16 @@ def run(args: argparse.Namespace) -> None:
             continue  # a target larger than train
         train_idx = parts["train"][slices[name]]
         bar.set_postfix_str(f"{strategy} seed {seed} slice {name} ({len(train_idx)})")
-        row = {"dataset": args.dataset, "strategy": strategy, "variant": variant,
-               "params": params.get(strategy, {}), "objective": objective, "seed": seed, "slice": name, "n_train": len(train_idx),
-               "n_valid": len(parts["valid"]), "n_test": len(parts["test"]), "machine": info,
-               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        row.update({"params": params.get(strategy, {}), "objective": objective, "seed": seed, "slice": name,
+                    "n_train": len(train_idx), "n_valid": len(parts["valid"]), "n_test": len(parts["test"]),
+                    "machine": info, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         try:
             bundle = Bundle.train(
                 strategy, [texts[i] for i in train_idx], [label_sets[i] for i in train_idx], labels=labels,
                 descriptions=prepared.label_map.descriptions,
                 valid=([texts[i] for i in parts["valid"]], [label_sets[i] for i in parts["valid"]]),
                 unlabelled=unlabelled if args.unlabelled else None, params=params.get(strategy, {}),
-                decision=args.decision, objective=objective, exclusive=exclusive)
+                decision=args.decision, objective=objective, exclusive=exclusive, augment=augmentation)
             test_texts = [texts[i] for i in parts["test"]]
             test = bundle.evaluate(test_texts, [label_sets[i] for i in parts["test"]])
             row.update(micro_f1=test["micro_f1"], macro_f1=test["macro_f1"],
@@ -223,7 +265,7 @@ def report(args: argparse.Namespace) -> str:
         raise SystemExit(f"no rows for {args.dataset} in {args.results}")
     groups: dict[tuple, dict[str, list[dict]]] = {}
     for r in rows:
-        groups.setdefault((r["strategy"], r["variant"]), {}).setdefault(r["slice"], []).append(r)
+        groups.setdefault((r["strategy"], r["variant"], augment_label(r)), {}).setdefault(r["slice"], []).append(r)
     slices = [s for s in SLICE_ORDER if any(s in g for g in groups.values())]
     sizes = {s: int(np.mean([r["n_train"] for g in groups.values() for r in g.get(s, [])])) for s in slices}
     head = "| strategy | " + " | ".join(f"{s} (n≈{sizes[s]})" for s in slices) + " |"
@@ -232,8 +274,9 @@ def report(args: argparse.Namespace) -> str:
     best: dict[str, tuple[float, str]] = {}
     best_macro: dict[str, tuple[float, str]] = {}
     old_rules = False
-    for (strategy, variant), by_slice in sorted(groups.items()):
+    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
         label = strategy if variant == "default" or len(groups) == len({k[0] for k in groups}) else f"{strategy} [{variant}]"
+        label += f" {augmented}" if augmented else ""
         if any("objective" not in r for rs in by_slice.values() for r in rs):
             label += " †"  # decision rule tuned by the labeler.decision of before the objectives
             old_rules = True
@@ -260,13 +303,16 @@ def report(args: argparse.Namespace) -> str:
                       "earlier grid search (lowest best-F1 threshold, no shrinkage); the other rows by the current "
                       "`labeler.decision` for micro F1."]
     commands = []
-    for (strategy, variant), by_slice in sorted(groups.items()):
+    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
         runs = [r for rs in by_slice.values() for r in rs]
         seeds = sorted({r["seed"] for r in runs})
         seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
         extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(runs[0]["params"].items()))
         if variant != "default":
             extra += f" --variant {variant}"
+        if augmented:
+            aug = runs[0]["augment"]
+            extra += f" --augment {augmented[1:]}" + (f" --augment-model {shlex.quote(aug['model'])}" if aug["model"] else "")
         commands.append(f"python experiments/benchmark.py --dataset {args.dataset} --strategies {strategy} --seeds {seed_text}{extra}")
     m = rows[0]["machine"]
     text = "\n".join([
@@ -295,12 +341,13 @@ def plot(groups, slices, sizes, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for (strategy, variant), by_slice in sorted(groups.items()):
+    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
         xs = [sizes[s] for s in slices if s in by_slice]
         for ax, metric in zip(axes, ("micro_f1", "macro_f1")):
             ys = [np.mean([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
             es = [np.std([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy if variant == "default" else f"{strategy} [{variant}]")
+            name = strategy if variant == "default" else f"{strategy} [{variant}]"
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{name} {augmented}".strip())
     book_x = [8, 16, 32, 64, 128, 223]
     for name, cells in BOOK.items():  # the book's numbers (its data) as grey reference points
         for i, ax in enumerate(axes):
@@ -331,6 +378,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unlabelled", action="store_true",
                         help="pass the unlabelled pool to fit() (zero_shot centres its similarities on it; "
                              "the other built-in strategies ignore it)")
+    parser.add_argument("--augment", default=None, metavar="METHOD[:COPIES]",
+                        help="augment each training slice (never validation or test): synonym or contextual, "
+                             "with COPIES copies per issue (default 1), seeded with the run's seed")
+    parser.add_argument("--augment-model", default=None,
+                        help="--augment contextual: directory of a BERT masked LM (e.g. from `issue-labeler adapt`)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--results", default=None, help="JSONL of results (default experiments/results/<dataset>.jsonl)")
     parser.add_argument("--timing-sample", type=int, default=64,

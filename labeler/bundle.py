@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from labeler.errors import BundleError
 from labeler.metrics import evaluate
 from labeler.strategies import Strategy, get_strategy
 from labeler.strategies.base import Explanation, LabelSets, Metadata, Neighbour, json_default
+
+if TYPE_CHECKING:
+    from labeler.augment import Augmentation
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -107,13 +110,19 @@ class Bundle:
               valid: tuple[Sequence[str], LabelSets] | None = None,
               unlabelled: Sequence[str] | None = None, decision: str = "auto",
               params: dict[str, Any] | None = None, objective: str | Objective = "micro",
-              exclusive: Sequence[Sequence[str]] | None = None, metadata: Metadata | None = None) -> "Bundle":
+              exclusive: Sequence[Sequence[str]] | None = None, metadata: Metadata | None = None,
+              augment: "Augmentation | None" = None) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
         ``valid`` when given for ``objective`` (``micro``, ``macro`` or ``precision=P``, see
         :mod:`labeler.decision`), with at most one label of each ``exclusive`` group, and
         record everything in the manifest. ``metadata`` (one record per text: number, id,
         title; see :meth:`labeler.pipeline.Prepared.metadata`) goes to ``fit`` when given, for
         strategies that explain with training issues.
+
+        ``augment`` (a :class:`labeler.augment.Augmentation`) adds its altered copies of
+        ``texts`` (and only of them: never of ``valid`` or ``unlabelled``) before fitting; the
+        manifest's ``augment`` records method, copies, seed and model, and ``training`` counts
+        the copies. With ``auto`` it needs ``valid`` (auto's own hold-out would hold out copies).
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
         a 0.5 threshold, or top-1 for strategies that need no training).
@@ -129,6 +138,15 @@ class Bundle:
         groups = check_groups(exclusive, strategy.labels)
         if metadata is not None and len(metadata) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(metadata)} metadata records")
+        augmented = None
+        if augment is not None:
+            from labeler.augment import check_strategy
+
+            check_strategy(strategy.name, valid is not None and len(valid[0]) > 0)
+            n_original, started = len(texts), time.perf_counter()
+            texts, label_sets, metadata = augment.apply(texts, label_sets, metadata)
+            augmented = {**augment.record(), "n_original": n_original, "n_added": len(texts) - n_original,
+                         "seconds": round(time.perf_counter() - started, 3)}
         # passed only when given, so a strategy written before metadata existed still trains
         extra = {"metadata": metadata} if metadata is not None else {}
         started = time.perf_counter()
@@ -139,6 +157,8 @@ class Bundle:
                          "seconds": round(train_seconds, 3),
                          "n_unlabelled": len(unlabelled) if unlabelled is not None else 0},
         }
+        if augmented is not None:
+            manifest["augment"] = augmented
         tuning = None
         if valid is not None and len(valid[0]):
             tuning = (strategy.validation_scores(valid[0]), strategy.binarize(valid[1]))

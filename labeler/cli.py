@@ -1,5 +1,5 @@
 """The labeler's command line (typer): split, train, adapt, evaluate, predict, fetch, strategies, models,
-retrain.
+retrain, augment-setup.
 
 The ``issue-labeler`` console script (``bot.cli:main``) adds the bot's commands to this app.
 Bad input gets one clear line on stderr and exit status 2, never a traceback.
@@ -165,11 +165,17 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           budget: Annotated[Optional[float], typer.Option(help="auto: seconds for fitting all candidates (default 600)")] = None,
           exclusive: Annotated[str, typer.Option(help="auto: the label map's exclusive groups, or all labels when every issue has exactly one; none: no groups")] = "auto",
           use_unlabelled: Annotated[bool, typer.Option(help="give the unlabelled pool to strategies that use it")] = False,
+          augment: Annotated[Optional[str], typer.Option("--augment", help="add altered copies of the training issues (never of --valid): synonym (WordNet; run `issue-labeler augment-setup` once) or contextual (a masked LM, --augment-model)")] = None,
+          augment_copies: Annotated[Optional[int], typer.Option("--augment-copies", min=1, help="--augment: copies per training issue (default 1)")] = None,
+          augment_seed: Annotated[Optional[int], typer.Option("--augment-seed", help="--augment: seed of the copies (default 0)")] = None,
+          augment_model: Annotated[Optional[Path], typer.Option("--augment-model", help="--augment contextual: directory of a BERT masked LM with its MLM head (e.g. from `issue-labeler adapt`)")] = None,
           fmt: FormatOpt = None, text_column: TextColOpt = None, title_column: TitleColOpt = None,
           body_column: BodyColOpt = None, label_column: LabelColOpt = None, include_prs: PrOpt = None):
     """Train a strategy and save a model bundle (tuned on --valid when given). The bundle
     records how its data was read (format, columns) and its label map, so evaluate and
-    predict need neither again."""
+    predict need neither again. With --augment the training issues (only they: a split
+    directory's train file, never its valid file) get seeded altered copies; code blocks,
+    stack traces, inline code, URLs and @mentions are kept as they are."""
     from labeler.bundle import Bundle
     from labeler.data import detect_format
     from labeler.decision import check_decision, check_objective
@@ -194,6 +200,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
         raw.setdefault("objective", str(goal))  # candidates are ranked for what the rule is tuned for
     params = strategy_cls.check_params(raw)
     data, valid, unlabelled_path, split_info = _resolve_split_dir(data, valid)
+    augmentation = _augmentation(augment, augment_copies, augment_seed, augment_model, strategy, valid is not None)
     opts = _options(_flags(fmt, text_column, title_column, body_column, label_column, include_prs),
                     split_info.get("input"), "split.json", data)
     lm: Any = label_map
@@ -222,12 +229,15 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
     model = strategy_cls(prepared.labels, prepared.label_map.descriptions, **params)
     bundle = Bundle.train(model, prepared.texts(), prepared.label_sets(), valid=valid_pair,
                           unlabelled=unlabelled, decision=decision, objective=goal, exclusive=groups,
-                          metadata=prepared.metadata())
+                          metadata=prepared.metadata(), augment=augmentation)
     # how the data was read, so evaluate and predict read theirs the same way
     bundle.manifest["input"] = {**opts.recorded(), "format": detect_format(data, opts.format)}
     bundle.manifest["label_map"] = prepared.label_map.to_dict()
     bundle.save(output)
     line = f"saved {output} ({bundle.decision.describe()}, trained in {bundle.manifest['training']['seconds']:.1f}s)"
+    if "augment" in bundle.manifest:
+        a = bundle.manifest["augment"]
+        line += f"; {a['method']} augmentation added {a['n_added']} copies of {a['n_original']} issues"
     if "validation" in bundle.manifest:
         v = bundle.manifest["validation"]
         line += f"; validation micro F1 {v['micro_f1']:.3f}, macro F1 {v['macro_f1']:.3f}"
@@ -317,6 +327,24 @@ def adapt(data: Annotated[list[Path], typer.Argument(help="issue files (JSONL or
         line += "\nthe budget stopped training: continue with --resume (same inputs and options)"
     line += f"\nuse it as: issue-labeler train ... -p model={output}"
     typer.echo(line)
+
+
+def _augmentation(method: str | None, copies: int | None, seed: int | None, model: Path | None,
+                  strategy: str, has_valid: bool):
+    """The train command's --augment options as an Augmentation, its augmenter loaded (a
+    missing WordNet or a model without an MLM head fails before any data is read); None
+    without --augment, where the other --augment-* options are errors."""
+    if method is None:
+        given = [name for name, value in (("--augment-copies", copies), ("--augment-seed", seed),
+                                          ("--augment-model", model)) if value is not None]
+        if given:
+            raise LabelerError(f"{', '.join(given)} need(s) --augment synonym or --augment contextual")
+        return None
+    from labeler.augment import Augmentation, check_strategy, make_augmenter
+
+    check_strategy(strategy, has_valid)
+    augmenter = make_augmenter(method, model=model)
+    return Augmentation(augmenter, copies=copies if copies is not None else 1, seed=seed if seed is not None else 0)
 
 
 def _bundle_label_map(model, label_map: Path | None):
@@ -498,6 +526,24 @@ def fetch(repo: Annotated[str, typer.Argument(help="OWNER/REPO")],
 
     n = fetch_issues(repo, output, token=token, state=state, per_page=per_page, base_url=base_url)
     typer.echo(f"{output}: {n} issues")
+
+
+@app.command("augment-setup")
+@friendly
+def augment_setup(nltk_data: Annotated[Optional[Path], typer.Option("--nltk-data", help="NLTK data directory to install into (default: ~/nltk_data)")] = None,
+                  source: Annotated[Optional[Path], typer.Option("--from", help="a directory with WordNet 3.0's files (e.g. /usr/share/wordnet) or with Debian's wordnet-base and wordnet-sense-index .deb files (default: /usr/share/wordnet, else `apt-get download` both)")] = None):
+    """Install WordNet 3.0 for `train --augment synonym`: copy Debian's WordNet files into an
+    NLTK data directory, in the layout nltk reads (plus its lexnames file). Safe to repeat."""
+    import nltk
+
+    from labeler.augment import default_nltk_data, setup_wordnet
+
+    root = (nltk_data or default_nltk_data()).expanduser().resolve()
+    searched = any(Path(p).expanduser().resolve() == root for p in nltk.data.path)  # before setup adds it
+    path = setup_wordnet(nltk_data, source)
+    typer.echo(f"WordNet installed in {path}")
+    if not searched:
+        typer.echo(f"nltk does not search {root}: set NLTK_DATA={root} for `train --augment synonym`", err=True)
 
 
 @app.command()

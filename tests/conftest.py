@@ -63,13 +63,15 @@ def shared_fixtures() -> Path:
 
 
 def build_tiny_bert(directory: Path, texts: list[str], *, num_labels: int | None = None,
-                    id2label: dict[int, str] | None = None) -> Path:
+                    id2label: dict[int, str] | None = None, masked_lm: bool = False) -> Path:
     """A 2-layer BERT with a WordPiece tokenizer trained on ``texts``, saved to ``directory``
     (loads with AutoModel, AutoModelForSequenceClassification, AutoModelForMaskedLM and
     SentenceTransformer). With ``id2label`` the config carries those labels (for NLI:
-    entailment/neutral/contradiction)."""
+    entailment/neutral/contradiction); with ``masked_lm`` the model is a BertForMaskedLM
+    whose (random but saved) MLM head loads as a trained one would."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, PreTrainedTokenizerFast
+    from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel,
+                              PreTrainedTokenizerFast)
 
     directory.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -77,7 +79,9 @@ def build_tiny_bert(directory: Path, texts: list[str], *, num_labels: int | None
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tok.train_from_iterator(texts * 2, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
-    from tokenizers import processors
+    from tokenizers import decoders, processors
+
+    tok.decoder = decoders.WordPiece()  # decode joins "##" pieces, as BERT's tokenizer does
 
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -93,8 +97,8 @@ def build_tiny_bert(directory: Path, texts: list[str], *, num_labels: int | None
         kwargs = {"num_labels": num_labels}
     config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=160, **kwargs)
-    # an encoder (like all-MiniLM-L6-v2) has no head; a classifier keeps its own
-    model_cls = BertForSequenceClassification if kwargs else BertModel
+    # an encoder (like all-MiniLM-L6-v2) has no head; a classifier or a masked LM keeps its own
+    model_cls = BertForMaskedLM if masked_lm else BertForSequenceClassification if kwargs else BertModel
     model_cls(config).save_pretrained(directory)
     return directory
 
@@ -103,6 +107,12 @@ def build_tiny_bert(directory: Path, texts: list[str], *, num_labels: int | None
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny BERT encoder directory (built once per test session)."""
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), TEXTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory) -> Path:
+    """A tiny BertForMaskedLM directory (an MLM head included, as `issue-labeler adapt` writes)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-mlm"), TEXTS, masked_lm=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -45,3 +47,22 @@ def test_params_use_the_cli_parser_and_are_checked_first(benchmark):
         benchmark.main(["--decision", "sometimes", "--data-dir", "/nonexistent"])
     with pytest.raises(SystemExit, match="alhpa"):
         benchmark.main(["--param", "naive_bayes.alhpa=1", "--data-dir", "/nonexistent"])
+
+
+def test_augment_option_is_checked_first_and_names_the_rows(benchmark, tmp_path):
+    assert benchmark.parse_augment("synonym") == ("synonym", 1)
+    assert benchmark.parse_augment("contextual:3") == ("contextual", 3)
+    with pytest.raises(SystemExit, match="METHOD\\[:COPIES\\]"):
+        benchmark.parse_augment("synonym:0")
+    with pytest.raises(SystemExit, match="unknown augmentation 'eda'"):
+        benchmark.main(["--augment", "eda", "--data-dir", "/nonexistent"])
+    base = {"dataset": "sklearn", "strategy": "naive_bayes", "variant": "default", "params": {}, "objective": "micro",
+            "seed": 0, "slice": "8", "n_train": 8, "micro_f1": 0.5, "macro_f1": 0.4, "train_seconds": 0.1,
+            "ms_per_issue": 1.0, "machine": {"cores": 2, "gpu": None}}
+    augmented = {**base, "micro_f1": 0.6, "augment": {"method": "synonym", "copies": 2, "seed": 0, "model": None}}
+    results = tmp_path / "sklearn.jsonl"
+    results.write_text(json.dumps(base) + "\n" + json.dumps(augmented) + "\n")
+    assert len(benchmark.load_rows(results)) == 2  # an augmented run is not a re-run of the plain one
+    text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
+    assert "| naive_bayes +synonym:2 | 0.600" in text and "| naive_bayes | 0.500" in text
+    assert "--strategies naive_bayes --seeds 0-0 --augment synonym:2" in text
