@@ -46,7 +46,7 @@ from labeler.bundle import Bundle  # noqa: E402
 from labeler.decision import check_decision, check_objective  # noqa: E402
 from labeler.errors import LabelerError  # noqa: E402
 from labeler.pipeline import prepare  # noqa: E402
-from labeler.splits import split_indices, training_slices  # noqa: E402
+from labeler.splits import split_indices, time_split_indices, training_slices  # noqa: E402
 
 #: name -> (data file under the data dir, label map, keep only issues with exactly one label)
 DATASETS = {
@@ -219,14 +219,18 @@ def run(args: argparse.Namespace) -> None:
         if key in done and not args.force:
             continue
         if seed not in splits:
-            parts = split_indices(y, seed=seed)
+            if args.split == "time":  # one split for every seed: the seeds vary the slices only
+                parts = time_split_indices([i.created_at for i in prepared.labelled])
+            else:
+                parts = split_indices(y, seed=seed)
             splits[seed] = (parts, training_slices(y[parts["train"]], seed=seed))
         parts, slices = splits[seed]
         if name not in slices:
             continue  # a target larger than train
         train_idx = parts["train"][slices[name]]
         bar.set_postfix_str(f"{strategy} seed {seed} slice {name} ({len(train_idx)})")
-        row.update({"params": params.get(strategy, {}), "objective": objective, "seed": seed, "slice": name,
+        row.update({"params": params.get(strategy, {}), "objective": objective, "split": args.split,
+                    "seed": seed, "slice": name,
                     "n_train": len(train_idx), "n_valid": len(parts["valid"]), "n_test": len(parts["test"]),
                     "machine": info, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         try:
@@ -261,6 +265,8 @@ def fmt(values: list[float], digits: int = 3) -> str:
 
 def report(args: argparse.Namespace) -> str:
     rows = [r for r in load_rows(Path(args.results)) if "error" not in r and r["dataset"] == args.dataset]
+    split = getattr(args, "split", "random")
+    split_flag = " --split time" if split == "time" else ""
     if not rows:
         raise SystemExit(f"no rows for {args.dataset} in {args.results}")
     groups: dict[tuple, dict[str, list[dict]]] = {}
@@ -313,14 +319,18 @@ def report(args: argparse.Namespace) -> str:
         if augmented:
             aug = runs[0]["augment"]
             extra += f" --augment {augmented[1:]}" + (f" --augment-model {shlex.quote(aug['model'])}" if aug["model"] else "")
-        commands.append(f"python experiments/benchmark.py --dataset {args.dataset} --strategies {strategy} --seeds {seed_text}{extra}")
+        commands.append(f"python experiments/benchmark.py --dataset {args.dataset}{split_flag} --strategies {strategy} "
+                        f"--seeds {seed_text}{extra}")
     m = rows[0]["machine"]
+    how = (" Time-ordered split: the oldest 50% of the labelled issues train, the next 25% validate, the newest "
+           "25% test, the same for every seed (the seeds vary the training slices)." if split == "time" else "")
     text = "\n".join([
-        f"# Low-data benchmark: {args.dataset}", "",
+        f"# Low-data benchmark: {args.dataset}" + (" (time-ordered split)" if split == "time" else ""), "",
         f"Micro F1 / macro F1 on test, mean ± std over seeds ({', '.join(map(str, sorted({r['seed'] for r in rows})))}); "
-        f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}. Made by `python experiments/benchmark.py "
-        f"--dataset {args.dataset} --report` from `{Path(args.results).name}`.", "",
-        *lines, "", "Made by:", "", "```", *commands, f"python experiments/benchmark.py --dataset {args.dataset} --report", "```", "",
+        f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}.{how} Made by `python experiments/benchmark.py "
+        f"--dataset {args.dataset}{split_flag} --report` from `{Path(args.results).name}`.", "",
+        *lines, "", "Made by:", "", "```", *commands,
+        f"python experiments/benchmark.py --dataset {args.dataset}{split_flag} --report", "```", "",
         "## Per slice: seeds, training seconds, prediction ms per issue", "", *detail, "",
         "## The book's numbers (its data, for orientation; slices 8..128 and 223)", "",
         "| method | 8 | 16 | 32 | 64 | 128 | 223 |", "|---|---|---|---|---|---|---|",
@@ -367,6 +377,10 @@ def plot(groups, slices, sizes, path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="hf-datasets")
+    parser.add_argument("--split", choices=["random", "time"], default="random",
+                        help="random: stratified 50/25/25 per seed; time: the oldest 50%% train, the next 25%% "
+                             "validate, the newest 25%% test (seeds vary the training slices only); "
+                             "results go to <dataset>-time.jsonl")
     parser.add_argument("--strategies", default="naive_bayes", help="comma-separated strategy names")
     parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2")
     parser.add_argument("--slices", default=None, help="comma-separated slice names (8,...,512,all); default all")
@@ -390,7 +404,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="re-run rows that are already in the results")
     parser.add_argument("--report", action="store_true", help="write the Markdown table and plot, run nothing")
     args = parser.parse_args(argv)
-    args.results = args.results or str(ROOT / "experiments" / "results" / f"{args.dataset}.jsonl")
+    suffix = "-time" if args.split == "time" else ""
+    args.results = args.results or str(ROOT / "experiments" / "results" / f"{args.dataset}{suffix}.jsonl")
     if args.report:
         report(args)
     else:

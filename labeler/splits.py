@@ -4,6 +4,9 @@
   multi-label data); by default 50% train, the rest 50/50 into validation and test, other
   validation/test sizes as fractions or counts (0: no such part). The seed permutes the rows
   first and seeds NumPy, so each seed gives a different, reproducible split.
+* :func:`time_split_indices`: the time-ordered variant: the oldest issues train, the next
+  ones validate, the newest ones test (what a repository sees: a model of the past judged
+  on the issues that come after it).
 * :func:`training_slices`: nested subsets of train of target sizes 8, 16, ... 512 and all,
   grown with the same iterative split, as chapter 9 of the book does; the actual sizes
   (which the stratification makes approximate) are what callers should report.
@@ -92,6 +95,25 @@ def split_indices(y: np.ndarray, seed: int = 0, valid: float | int = 0.25,
     if not fractions:
         valid_idx, test_idx = _exact(valid_idx, test_idx, n_valid, rng)
     return {"train": np.sort(train), "valid": np.sort(valid_idx), "test": np.sort(test_idx)}
+
+
+def time_split_indices(created_at: Sequence[str | None], valid: float | int = 0.25,
+                       test: float | int = 0.25) -> dict[str, np.ndarray]:
+    """Row indices of ``train`` (oldest), ``valid`` (next) and ``test`` (newest) by
+    ``created_at`` (ISO 8601 strings, compared as text: GitHub's ``...Z`` form sorts in time
+    order); ties keep the row order. Sizes as in :func:`split_indices`. Raises
+    :class:`ValueError` when a row has no ``created_at``."""
+    missing = [i for i, t in enumerate(created_at) if not t]
+    if missing:
+        raise ValueError(f"{len(missing)} issue(s) have no created_at (e.g. row {missing[0]}): "
+                         "a time-ordered split needs it on every issue")
+    n = len(created_at)
+    n_valid, n_test = part_size(valid, n, "valid"), part_size(test, n, "test")
+    if n_valid + n_test >= n:
+        raise ValueError(f"valid ({n_valid}) and test ({n_test}) leave no training issues out of {n}")
+    order = np.array(sorted(range(n), key=lambda i: created_at[i]), dtype=int)
+    n_train = n - n_valid - n_test
+    return {"train": order[:n_train], "valid": order[n_train:n_train + n_valid], "test": order[n_train + n_valid:]}
 
 
 def training_slices(y_train: np.ndarray, seed: int = 0,

@@ -66,3 +66,15 @@ def test_augment_option_is_checked_first_and_names_the_rows(benchmark, tmp_path)
     text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
     assert "| naive_bayes +synonym:2 | 0.600" in text and "| naive_bayes | 0.500" in text
     assert "--strategies naive_bayes --seeds 0-0 --augment synonym:2" in text
+
+
+def test_time_split_rows_have_their_own_file_and_say_so(benchmark, tmp_path):
+    row = {"dataset": "hf-datasets", "strategy": "linear", "variant": "default", "params": {}, "objective": "micro",
+           "split": "time", "seed": 1, "slice": "all", "n_train": 500, "micro_f1": 0.8, "macro_f1": 0.5,
+           "train_seconds": 1.0, "ms_per_issue": 2.0, "machine": {"cores": 2, "gpu": None}}
+    results = tmp_path / "hf-datasets-time.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    text = benchmark.report(argparse.Namespace(dataset="hf-datasets", results=str(results), split="time"))
+    assert text.startswith("# Low-data benchmark: hf-datasets (time-ordered split)")
+    assert "--dataset hf-datasets --split time --strategies linear --seeds 1-1" in text
+    assert "the newest 25% test" in text

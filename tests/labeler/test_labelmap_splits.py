@@ -5,7 +5,7 @@ from labeler.data import Issue
 from labeler.errors import DataError
 from labeler.labelmap import LabelMap
 from labeler.pipeline import prepare, write_split
-from labeler.splits import split_indices, training_slices
+from labeler.splits import split_indices, time_split_indices, training_slices
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -90,3 +90,16 @@ def test_real_split_sizes_match_benchmark(shared_data):
     assert len(prepared.labelled) == 1576
     parts = split_indices(prepared.y(), seed=0)
     assert [len(parts[k]) for k in ("train", "valid", "test")] == [789, 394, 393]
+
+
+def test_time_split_trains_on_the_past_and_tests_on_the_future():
+    rng = np.random.RandomState(0)
+    created = [f"2021-{m:02d}-{d:02d}T10:00:00Z" for m, d in zip(rng.randint(1, 13, 40), rng.randint(1, 29, 40))]
+    parts = time_split_indices(created)
+    assert sorted(np.concatenate(list(parts.values()))) == list(range(40))
+    assert (len(parts["train"]), len(parts["valid"]), len(parts["test"])) == (20, 10, 10)
+    newest_train = max(created[i] for i in parts["train"])
+    assert all(created[i] >= newest_train for i in parts["valid"])
+    assert all(created[i] >= max(created[j] for j in parts["valid"]) for i in parts["test"])
+    with pytest.raises(ValueError, match="no created_at"):
+        time_split_indices(created[:5] + [None])

@@ -1,0 +1,1 @@
+{"command": "python experiments/lifecycle.py --fresh --start 2021-05 --out experiments/results/lifecycle-2021-05.jsonl --work .lifecycle-2021-05", "precision": 0.9}
