@@ -189,9 +189,11 @@ def report(args: argparse.Namespace) -> None:
     ax2 = ax.twinx()
     ax2.bar(x, [r["labelled_so_far"] for r in rows], color="0.88", label="labelled issues so far")
     ax2.set_ylabel("labelled issues so far")
-    for key, metric, style in (("applied", "precision", "o-"), ("applied", "recall", "s-"),
-                               ("applied_or_suggested", "recall", "^--")):
-        ax.plot(x, [r[key][metric] for r in rows], style, label=f"{key.replace('_', ' + ')} {metric}")
+    for key, metric, style, name in (("applied", "precision", "o-", "applied: precision"),
+                                     ("applied", "recall", "s-", "applied: recall"),
+                                     ("suggested", "precision", "v:", "suggested: precision"),
+                                     ("applied_or_suggested", "recall", "^--", "applied or suggested: recall")):
+        ax.plot(x, [r[key][metric] for r in rows], style, label=name)
     for i, r in enumerate(rows):
         if r["retrain"] == "promoted":
             ax.axvline(i + 0.5, color="tab:green", alpha=0.25, lw=3)
