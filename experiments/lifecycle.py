@@ -82,6 +82,7 @@ def simulate(args: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
     done = {json.loads(l)["month"] for l in out.read_text().splitlines()} if out.exists() else set()
     work.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     registry = Registry(work / "registry")
     settings = RetrainSettings.parse(strategy=args.strategy, budget=args.budget, objective=args.objective,
                                      holdout=args.holdout, margin=args.margin)
@@ -233,7 +234,7 @@ def main() -> None:
         return
     if args.strategy != "auto":
         args.budget = None
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # for the .command file
     Path(args.out).with_suffix(".command").write_text(json.dumps(
         {"command": "python experiments/lifecycle.py " + shlex.join(sys.argv[1:]), "precision": args.precision}))
     simulate(args)
