@@ -153,7 +153,9 @@ def report(args: argparse.Namespace) -> None:
         "",
         "```",
         meta.get("command", "python experiments/lifecycle.py"),
-        "python experiments/lifecycle.py --report",
+        "python experiments/lifecycle.py --report" + (
+            "" if Path(args.out).resolve() == (RESULTS / "lifecycle.jsonl").resolve()
+            else f" --out {shlex.quote(os.path.relpath(Path(args.out).resolve(), ROOT))}"),
         "```",
         "",
         "| month | labelled so far | model that labelled the month | scored | applied P | applied R | suggested P | "
