@@ -10,7 +10,8 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Scores of a 0/1 prediction matrix against the truth, as a JSON-ready dict with
-    ``micro_f1``, ``macro_f1``, ``micro_precision``, ``micro_recall``, ``per_label`` and ``n``."""
+    ``micro_f1``, ``macro_f1``, ``micro_precision``, ``micro_recall``, ``per_label`` (precision,
+    recall, F1, support and how many issues were predicted to carry the label) and ``n``."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
@@ -24,7 +25,8 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> d
         "micro_precision": float(mp),
         "micro_recall": float(mr),
         "per_label": {
-            label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i]),
+                    "predicted": int(y_pred[:, i].sum())}
             for i, label in enumerate(labels)
         },
     }

@@ -21,7 +21,12 @@ brings the data and calls it):
    issues, scored on the candidate's label set. Promoted when there is no active model, or
    when the candidate's objective (micro F1, macro F1, or for ``precision=P`` micro F1, as
    ``auto`` ranks) is at least ``margin`` above the active model's and no label with at least
-   ``min_support`` held-out issues loses more than ``max_precision_drop`` of precision.
+   ``min_support`` held-out issues loses more than ``max_precision_drop`` of precision. A
+   drop counts only beyond sampling noise: the candidate's Wilson upper bound of that
+   label's precision (:func:`precision_upper`) must also be more than ``max_precision_drop``
+   below the active model's precision, since on a few dozen held-out issues one mistake
+   moves precision by several points (a literal comparison kept the lifecycle replay's
+   model frozen for months).
    Otherwise the candidate is stored as ``staged`` and the report says why.
 5. **Registry and report.** The candidate becomes a registry version with its held-out
    metrics; a Markdown and a JSON report (per-label precision/recall/F1 of both models and
@@ -46,7 +51,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from labeler.data import Issue, LoadOptions, binarize, detect_format, iter_jsonl, load_issues
-from labeler.decision import Objective
+from labeler.decision import Objective, wilson_lower
 from labeler.errors import DataError, ParameterError
 from labeler.labelmap import LabelMap
 from labeler.metrics import evaluate
@@ -280,18 +285,42 @@ def gate(candidate: dict[str, Any], active: dict[str, Any] | None, settings: Ret
     blocking: list[str] = []
     if delta < settings.margin - 1e-12:
         blocking.append(f"{kind} {c:.3f} vs active {a:.3f} ({delta:+.3f}) is below the margin {settings.margin:+.3f}")
+    noise: list[str] = []
     for label, m in candidate["per_label"].items():
         if m["support"] < settings.min_support:
             continue
-        drop = active["per_label"][label]["precision"] - m["precision"]
-        if drop > settings.max_precision_drop + 1e-12:
-            blocking.append(f"precision of {label!r} drops {drop:.3f} (from {active['per_label'][label]['precision']:.3f} "
-                            f"to {m['precision']:.3f}, {m['support']} held-out issues), more than {settings.max_precision_drop:.3f}")
+        before = active["per_label"][label]["precision"]
+        drop = before - m["precision"]
+        if drop <= settings.max_precision_drop + 1e-12:
+            continue
+        upper = precision_upper(m)
+        what = (f"precision of {label!r} drops {drop:.3f} (from {before:.3f} to {m['precision']:.3f}, "
+                f"{m['support']} held-out issues")
+        if before - upper > settings.max_precision_drop + 1e-12:
+            blocking.append(f"{what}; even its upper bound {upper:.3f} is {before - upper:.3f} below), more than "
+                            f"{settings.max_precision_drop:.3f}")
+        else:
+            noise.append(f"{what}) within sampling noise: its upper bound {upper:.3f} is within "
+                         f"{settings.max_precision_drop:.3f} of the active model's")
     if blocking:
-        return Verdict(False, blocking, delta)
+        return Verdict(False, blocking + noise, delta)
     return Verdict(True, [f"{kind} {c:.3f} vs active {a:.3f} ({delta:+.3f}) reaches the margin {settings.margin:+.3f}"
                           f" and no label with at least {settings.min_support} held-out issues loses more than "
-                          f"{settings.max_precision_drop:.3f} precision"], delta)
+                          f"{settings.max_precision_drop:.3f} precision", *noise], delta)
+
+
+def precision_upper(metrics: dict[str, Any]) -> float:
+    """The Wilson upper bound (z as the precision objective's, :data:`labeler.decision.WILSON_Z`)
+    of one label's held-out precision, from how many issues it was predicted for (derived from
+    recall and support for metrics written before ``predicted`` was recorded)."""
+    n = metrics.get("predicted")
+    if n is None:
+        tp = round(metrics["recall"] * metrics["support"])
+        n = round(tp / metrics["precision"]) if metrics["precision"] > 0 else 0
+    if not n:
+        return metrics["precision"]  # nothing predicted: no interval to speak of
+    wrong = n - round(metrics["precision"] * n)
+    return float(1 - wilson_lower(wrong, n))
 
 
 # -- the report ----------------------------------------------------------------------------

@@ -38,5 +38,5 @@ def test_metrics_micro_macro_per_label():
     m = evaluate(TRUTH, pred, LABELS)
     assert m["n"] == 4
     assert m["micro_f1"] == pytest.approx(2 * 3 / (3 + 6))
-    assert m["per_label"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert m["per_label"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0}
     assert m["macro_f1"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)

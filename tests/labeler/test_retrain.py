@@ -182,9 +182,14 @@ def test_gate_precision_drop_and_margin():
     settings = RetrainSettings.parse(margin=0.01, max_precision_drop=0.05, min_support=10)
     assert gate(metrics(0.80, 0.90), metrics(0.78, 0.90), settings).promote
     assert not gate(metrics(0.785, 0.90), metrics(0.78, 0.90), settings).promote  # +0.005 < margin
-    verdict = gate(metrics(0.90, 0.80), metrics(0.78, 0.90), settings)
+    # 200 of 250 predictions right against 0.90: a real drop, even its upper bound is far below
+    verdict = gate(metrics(0.90, 0.80, support=200), metrics(0.78, 0.90, support=200), settings)
     assert not verdict.promote and "precision of 'bug' drops 0.100" in verdict.reasons[0]
-    assert gate(metrics(0.90, 0.80, support=5), metrics(0.78, 0.90, support=5), settings).promote  # not gated
+    assert "upper bound 0.83" in verdict.reasons[0]
+    # 20 of 25 right against 0.90: the same observed drop, but within sampling noise
+    verdict = gate(metrics(0.90, 0.80, support=20), metrics(0.78, 0.90, support=20), settings)
+    assert verdict.promote and "within sampling noise" in verdict.reasons[1]
+    assert gate(metrics(0.90, 0.60, support=5), metrics(0.78, 0.90, support=5), settings).promote  # not gated
     assert gate(metrics(0.10, 0.10), None, settings).promote
 
 
