@@ -221,6 +221,9 @@ def run(args: argparse.Namespace) -> None:
         if seed not in splits:
             if args.split == "time":  # one split for every seed: the seeds vary the slices only
                 parts = time_split_indices([i.created_at for i in prepared.labelled])
+                # the slices' iterative stratification is deterministic for a given row order:
+                # the seed's permutation of train is what makes each seed's slices different
+                parts["train"] = np.random.RandomState(seed).permutation(parts["train"])
             else:
                 parts = split_indices(y, seed=seed)
             splits[seed] = (parts, training_slices(y[parts["train"]], seed=seed))
