@@ -29,6 +29,7 @@ import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -133,6 +134,13 @@ class LoadResult:
         if self.n_pull_requests_dropped:
             parts.append(f"{self.n_pull_requests_dropped} pull requests excluded")
         return ", ".join(parts)
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time as GitHub writes it (``2017-10-10T16:00:00Z``), timezone-aware (UTC
+    when it names no zone). Raises :class:`ValueError` for anything else."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def issue_text(title: str | None, body: str | None) -> str:

@@ -27,7 +27,9 @@ import requests
 from github import Auth, Github, GithubException, GithubRetry
 from tqdm import tqdm
 
+from labeler.data import parse_time
 from labeler.errors import FetchError, LabelerError
+from labeler.registry import check_repo
 
 #: beside the data file of :func:`fetch_updates`: the repository and the newest ``updated_at`` read
 STATE_FILE = "fetch-state.json"
@@ -43,11 +45,6 @@ def _complete_lines(path: Path) -> int:
         with open(path, "r+b") as fh:
             fh.truncate(end)
     return data[:end].count(b"\n")
-
-
-def _check_repo(repo: str) -> None:
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise LabelerError(f"repository must be OWNER/REPO, got {repo!r}")
 
 
 def _github(token: str | None, base_url: str, per_page: int, retries: int) -> Github:
@@ -83,7 +80,7 @@ def fetch_issues(repo: str, output: str | Path, *, token: str | None = None, sta
 
     Issues are listed oldest first (``sort=created, direction=asc``), so the listing is
     stable and a resumed run skips the pages (and the part of a page) already written."""
-    _check_repo(repo)
+    check_repo(repo)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     done = _complete_lines(output)
@@ -119,12 +116,6 @@ class FetchResult:
     since: str | None
 
 
-def _parse_time(value: str) -> datetime:
-    """An ISO 8601 time as GitHub writes it (``2017-10-10T16:00:00Z``), timezone-aware."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _newer_or_same(new: dict, old: dict) -> bool:
     """Whether ``new`` is at least as recent as ``old`` (by ``updated_at``; a copy without
     one loses to one with it)."""
@@ -132,13 +123,13 @@ def _newer_or_same(new: dict, old: dict) -> bool:
         return True
     if not new.get("updated_at"):
         return False
-    return _parse_time(new["updated_at"]) >= _parse_time(old["updated_at"])
+    return parse_time(new["updated_at"]) >= parse_time(old["updated_at"])
 
 
 def _order(issue: dict) -> tuple:
     """Oldest first, as :func:`fetch_issues` writes them (``created_at``, then number)."""
     created = issue.get("created_at")
-    return (_parse_time(created) if created else datetime.min.replace(tzinfo=timezone.utc),
+    return (parse_time(created) if created else datetime.min.replace(tzinfo=timezone.utc),
             issue.get("number") or 0)
 
 
@@ -155,7 +146,7 @@ def fetch_updates(repo: str, data_dir: str | Path, *, token: str | None = None, 
     with the same number unless that one is newer; the file is rewritten oldest first
     (``created_at``) in one atomic replace, then the state, so an interrupted run changes
     nothing and the next one asks again from the same point."""
-    _check_repo(repo)
+    check_repo(repo)
     data_dir = Path(data_dir)
     data_file, state_file = data_dir / "issues.jsonl", data_dir / STATE_FILE
     since = None
@@ -174,7 +165,7 @@ def fetch_updates(repo: str, data_dir: str | Path, *, token: str | None = None, 
         kept = {obj["number"]: obj for obj in iter_jsonl(data_file) if "number" in obj}
     listing = {"state": state, "sort": "updated", "direction": "asc"}
     if since:
-        listing["since"] = _parse_time(since)
+        listing["since"] = parse_time(since)
     gh = _github(token, base_url, per_page, retries)
     read = new = 0
     newest = since
@@ -191,7 +182,7 @@ def fetch_updates(repo: str, data_dir: str | Path, *, token: str | None = None, 
                     if old is None or _newer_or_same(obj, old):
                         kept[obj["number"]] = obj
                     updated = obj.get("updated_at")
-                    if updated and (newest is None or _parse_time(updated) > _parse_time(newest)):
+                    if updated and (newest is None or parse_time(updated) > parse_time(newest)):
                         newest = updated
     except (GithubException, requests.RequestException) as exc:
         raise FetchError(f"{_failure(exc, repo)} ({data_file} left as it was; run again)") from None

@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from labeler.data import Issue, LoadOptions, binarize, detect_format, iter_jsonl, load_issues
+from labeler.data import Issue, LoadOptions, binarize, detect_format, iter_jsonl, load_issues, parse_time
 from labeler.decision import Objective, wilson_lower
 from labeler.errors import DataError, ParameterError
 from labeler.labelmap import LabelMap
@@ -140,14 +140,9 @@ def holdout_size(holdout: str, n: int) -> int:
 
 
 # -- data ----------------------------------------------------------------------------------
-def _time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _created(issue: Issue) -> datetime:
     try:
-        return _time(issue.created_at or "")
+        return parse_time(issue.created_at or "")
     except ValueError:
         raise DataError(f"issue {issue.number or f'in row {issue.row}'}: created_at {issue.created_at!r} "
                         "is not an ISO 8601 time") from None
@@ -218,7 +213,7 @@ def _later(a: str | None, b: str | None) -> bool:
         return False
     if not b:
         return True
-    return _time(a) > _time(b)
+    return parse_time(a) > parse_time(b)
 
 
 def merge_corrections(issues: Sequence[Issue], corrections: dict[int, Correction]) -> tuple[list[Issue], list[Issue], dict[str, int]]:
@@ -390,7 +385,7 @@ def write_report(report: dict[str, Any], directory: str | Path) -> tuple[Path, P
     """``retrain-<time>-v<N>.md`` and ``.json`` in ``directory``; returns their paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = _time(report["started"]).strftime("%Y%m%dT%H%M%SZ")
+    stamp = parse_time(report["started"]).strftime("%Y%m%dT%H%M%SZ")
     stem = directory / f"retrain-{stamp}-v{report['candidate']['version']:04d}"
     md, js = stem.with_suffix(".md"), stem.with_suffix(".json")
     md.write_text(render_markdown(report), encoding="utf-8")

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from labeler.bundle import Bundle
+from tests.experiments.conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_script", ROOT / "experiments" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark")
 
 
 def test_time_predictions_encodes_without_the_cache_and_leaves_the_environment(benchmark, toy, tiny_bert):

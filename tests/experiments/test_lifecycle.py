@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import LABEL_SETS, TEXTS
+from tests.experiments.conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def lifecycle():
-    spec = importlib.util.spec_from_file_location("lifecycle_script", ROOT / "experiments" / "lifecycle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("lifecycle")
 
 
 def _args(tmp_path: Path, **over) -> argparse.Namespace:
