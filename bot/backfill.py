@@ -39,6 +39,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol, TypeVar
 
 from tqdm import tqdm
@@ -48,7 +49,6 @@ from bot.config import RepoConfig
 from bot.github import GitHubClient, GitHubError, TransientGitHubError
 from bot.predictor import PredictorUnavailable
 from bot.worker import Defer, Worker
-from labeler.data import parse_time
 
 T = TypeVar("T")
 
@@ -283,7 +283,7 @@ def _delivery(repo: str, inst: int | None, issue: dict[str, Any]) -> sansio.Deli
         payload["installation"] = {"id": inst}
     created = issue.get("created_at")
     try:
-        received = parse_time(created).timestamp() if created else None
+        received = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() if created else None
     except (AttributeError, ValueError):
         received = None
     return sansio.Delivery(f"backfill:{repo}#{issue['number']}", "issues", payload, received_at=received)
