@@ -55,6 +55,8 @@ _FINGERPRINTS: LRU[tuple[str, float], str] = LRU(maxsize=64)
 _ENCODERS: LRU[tuple, "Encoder"] = LRU(maxsize=8)
 #: set by cache_disabled(): read and write no embedding cache in this context
 _CACHE_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("issue_labeler_cache_off", default=False)
+#: set by shared_embeddings(): embeddings computed in this context, by (encoder key, text hash)
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("issue_labeler_embedding_memo", default=None)
 
 
 @contextlib.contextmanager
@@ -67,6 +69,22 @@ def cache_disabled() -> Iterator[None]:
         yield
     finally:
         _CACHE_OFF.reset(token)
+
+
+@contextlib.contextmanager
+def shared_embeddings() -> Iterator[None]:
+    """Within the block, a text that one encoder has embedded is not embedded again by the same
+    model, even with the disk cache off: an ensemble whose members read the same encoder (auto's
+    ``linear`` on embeddings, ``knn``, ``linear`` on both) encodes a new issue once, not once per
+    member. The memo lives in memory for the block only (this thread or task)."""
+    if _MEMO.get() is not None:  # nested: the outer block's memo serves
+        yield
+        return
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
 
 
 def cache_active() -> bool:
@@ -230,8 +248,12 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         hashes = [text_hash(t) for t in texts]
+        memo = _MEMO.get()
+        known = memo.setdefault(self.key, {}) if memo is not None else {}
         cache = self.cache if cache_active() else None
-        found = cache.get(self.key, hashes) if cache is not None else {}
+        found = {h: known[h] for h in hashes if h in known}
+        if cache is not None and len(found) < len(set(hashes)):
+            found.update(cache.get(self.key, [h for h in hashes if h not in found]))
         todo: dict[str, str] = {}
         for h, t in zip(hashes, texts):
             if h not in found and h not in todo:
@@ -239,6 +261,8 @@ class Encoder:
         self.stats["cached"] += len(texts) - sum(1 for h in hashes if h in todo)
         if todo:
             found.update(self._encode_new(list(todo), list(todo.values())))
+        if memo is not None:
+            known.update(found)
         out = np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
         self._dim = out.shape[1]
         return out

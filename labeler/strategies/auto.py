@@ -357,7 +357,10 @@ class Auto(Strategy):
             raise RuntimeError("auto is not fitted")
         if self.combine == "single":
             return self.members[0].predict_proba(texts)
-        scores = np.stack([m.predict_proba(texts) for m in self.members])
+        from labeler.encoders import shared_embeddings
+
+        with shared_embeddings():  # members on the same encoder embed each issue once
+            scores = np.stack([m.predict_proba(texts) for m in self.members])
         if self.combine == "mean":
             return scores.mean(axis=0)
         assert self.stacker is not None

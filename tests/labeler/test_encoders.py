@@ -156,3 +156,24 @@ def test_lru_is_thread_safe_and_loads_once():
     assert "a" in cache and "b" not in cache and len(cache) == 2
     with pytest.raises(ValueError):
         LRU(maxsize=0)
+
+
+def test_shared_embeddings_encode_each_text_once_per_block(tiny_bert):
+    """With the disk cache off, two encoders of one model inside shared_embeddings() encode a
+    text once (an auto ensemble's members); outside the block, and for another model identity,
+    nothing is shared."""
+    from labeler.encoders import cache_disabled, shared_embeddings
+
+    first, second = Encoder(tiny_bert, device="cpu"), Encoder(tiny_bert, device="cpu")
+    other = Encoder(tiny_bert, device="cpu", max_length=16)
+    with cache_disabled():
+        with shared_embeddings():
+            a = first.encode(["crash when loading", "docs"])
+            with shared_embeddings():  # nested: the outer memo serves
+                b = second.encode(["docs", "crash when loading"])
+            other.encode(["docs"])
+        assert first.stats["encoded"] == 2 and second.stats == {"encoded": 0, "cached": 2}
+        assert other.stats["encoded"] == 1
+        np.testing.assert_array_equal(a[::-1], b)
+        second.encode(["docs"])  # the block is over: encoded again
+        assert second.stats["encoded"] == 1

@@ -68,3 +68,40 @@ def test_tfidf_prediction_is_fast(toy):
     started = time.perf_counter()
     model.predict_proba(long)
     assert (time.perf_counter() - started) / len(long) < 0.25
+
+
+_WORDS = ["a", "I", "crash", "Traceback", "load_dataset('x')", "ünïcödé", "🐛", "e.g.", "--", "ValueError:", "x" * 30]
+
+
+@pytest.mark.parametrize("ngrams,sublinear", [((2, 5), True), ((1, 3), False), ((4, 6), True)])
+def test_char_ngrams_equal_scikit_learns_transform(ngrams, sublinear):
+    """The fast char_wb transform gives scikit-learn's matrix exactly, on words shorter and
+    longer than the n-grams, odd whitespace, unicode, empty texts and words never seen."""
+    from hypothesis import given, settings, strategies as st
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labeler.strategies.linear import CharNgrams
+
+    train = [" ".join(_WORDS[i:] + _WORDS[:i]) for i in range(len(_WORDS))] + ["Crash\tcrash\n\ncrash"]
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngrams, sublinear_tf=sublinear, max_features=300,
+                          dtype=np.float32).fit(train)
+    fast = CharNgrams(vec, max_words=5)  # a tiny memo: emptied many times on the way
+
+    pieces = st.sampled_from(_WORDS + [" ", "\t", "\n\n"]) | st.text(alphabet=" \t\nabcXYZ_.:é🐛", max_size=6)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.lists(pieces, max_size=12).map("".join), max_size=4))
+    def check(texts):
+        texts = texts + ["", "   "]
+        np.testing.assert_array_equal(fast.transform(texts).toarray(), vec.transform(texts).toarray())
+
+    check()
+
+
+def test_char_ngrams_refuses_what_it_does_not_reproduce():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labeler.strategies.linear import CharNgrams
+
+    with pytest.raises(ValueError, match="char_wb"):
+        CharNgrams(TfidfVectorizer(analyzer="char").fit(["crash"]))
