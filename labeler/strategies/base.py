@@ -148,6 +148,10 @@ class Strategy(ABC):
     #: bundle's default decision is top-1 instead of a 0.5 threshold
     #: (:func:`labeler.bundle.default_rule`).
     needs_training: ClassVar[bool] = True
+    #: Parameters added after models were saved without them, with the value those models
+    #: were trained under, where that is not the parameter's default: loading such a model
+    #: uses this value, so a new default never silently changes an old model.
+    SAVED_WITHOUT: ClassVar[dict[str, Any]] = {}
 
     #: ``(scores, label_sets)`` of training issues the strategy held out for itself when fitted
     #: without a validation set (``auto`` does); the bundle tunes its decision rule on them
@@ -231,6 +235,7 @@ class Strategy(ABC):
         if unknown:  # e.g. a parameter a newer version dropped: it cannot change the learnt state
             log.warning("%s: ignoring unknown parameters %s stored in %s", cls.name, ", ".join(unknown), directory)
             params = {k: v for k, v in params.items() if k not in unknown}
+        params = {**{k: v for k, v in cls.SAVED_WITHOUT.items() if k not in params}, **params}
         obj = cls(meta["labels"], meta.get("descriptions"), **params)
         obj.fitted_info = meta.get("fitted_info", {})
         obj._load(directory)

@@ -31,7 +31,7 @@ Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
 ``model``              None          encoder: hub id or directory; None = embedded all-MiniLM-L6-v2
 ``device``             "auto"        torch device for encoding (cuda when available, else cpu)
 ``batch_size``         32            encoding batch size
-``max_length``         256           tokens per issue (longer texts are truncated)
+``max_length``         128           tokens per issue (longer texts are truncated)
 ``k``, ``m``           None          fix k and/or m instead of tuning them
 ``k_max``              16            largest k tried when tuning (the book: k < 17)
 ``index``              "auto"        "flat", "hnsw", "ivf", or "auto" (flat up to approx_threshold)
@@ -72,7 +72,7 @@ class KNNParams(StrategyParams):
     model: Optional[str] = Field(None, description="encoder: hub id or directory; None = embedded all-MiniLM-L6-v2")
     device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
     batch_size: PositiveInt = Field(32, description="encoding batch size")
-    max_length: PositiveInt = Field(256, description="tokens per issue (longer texts are truncated)")
+    max_length: PositiveInt = Field(128, description="tokens per issue (longer texts are truncated; 128 scored as 256 did on hf-datasets in half the time)")
     k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
     m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
     k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")

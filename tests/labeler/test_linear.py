@@ -105,3 +105,16 @@ def test_char_ngrams_refuses_what_it_does_not_reproduce():
 
     with pytest.raises(ValueError, match="char_wb"):
         CharNgrams(TfidfVectorizer(analyzer="char").fit(["crash"]))
+
+
+def test_model_saved_before_max_length_loads_with_256_tokens(toy, tmp_path):
+    """A new default never changes an old model: a linear model whose saved parameters lack
+    max_length (saved before it existed) embeds 256 tokens, as it was trained to."""
+    texts, label_sets, labels, _ = toy
+    model = get_strategy("linear")(labels, C=1.0).fit(texts, label_sets)
+    assert model.params["max_length"] == 128
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "strategy.json").read_text())
+    del meta["params"]["max_length"]
+    (tmp_path / "m" / "strategy.json").write_text(json.dumps(meta))
+    assert get_strategy("linear").load(tmp_path / "m").params["max_length"] == 256
