@@ -26,6 +26,7 @@ CHEAP = [["naive_bayes", {}], ["linear", {"features": "tfidf"}], ["linear", {"fe
          ["linear", {"features": "both"}]]
 CONFIGS = {
     "linear [tfidf]": ("linear", {}),
+    "linear [both]": ("linear", {"features": "both"}),
     "auto [cpu]": ("auto", {"candidates": CHEAP}),
     "auto [cpu, latency_ms=20]": ("auto", {"candidates": CHEAP, "latency_ms": 20}),
 }

@@ -25,6 +25,10 @@ How it decides:
    ``fitted``) lists every candidate with its validation micro/macro F1 and seconds, and says
    why the winner won.
 
+Serving an ensemble, members that read the same encoder (same model and ``max_length``: the
+defaults of ``linear`` and ``knn`` do) embed a new issue once between them
+(:func:`labeler.encoders.shared_embeddings`).
+
 Saved without pickles: each served member in its own directory (``member-0/``, ...) in its
 strategy's own format, and the stacker's weights in ``stack.npz``.
 """
