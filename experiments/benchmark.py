@@ -266,6 +266,31 @@ def fmt(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
+def auto_check(groups: dict, slices: list[str], best: dict, best_macro: dict) -> list[str]:
+    """Table rows saying, for each ``auto`` row, whether it is
+    at least as good as the best row at each slice within one of its standard deviations
+    (issue #7): ``ok`` or how far it falls short, micro / macro."""
+    out = []
+    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
+        if strategy != "auto" or augmented:
+            continue
+        cells = []
+        for s in slices:
+            runs = by_slice.get(s, [])
+            if not runs or s not in best:
+                cells.append("-")
+                continue
+            marks = []
+            for key, top in (("micro_f1", best[s][0]), ("macro_f1", best_macro[s][0])):
+                values = [r[key] for r in runs]
+                gap = top - (np.mean(values) + np.std(values))
+                marks.append("ok" if gap <= 1e-9 else f"−{gap:.3f}")
+            cells.append(" / ".join(marks))
+        name = strategy if variant == "default" else f"{strategy} [{variant}]"
+        out.append(f"| **{name} within 1 std of the best** | " + " | ".join(cells) + " |")
+    return out
+
+
 def report(args: argparse.Namespace) -> str:
     rows = [r for r in load_rows(Path(args.results)) if "error" not in r and r["dataset"] == args.dataset]
     split = getattr(args, "split", "random")
@@ -307,6 +332,7 @@ def report(args: argparse.Namespace) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
     lines.append("| **best (macro F1)** | " + " | ".join(best_macro[s][1] if s in best_macro else "-" for s in slices) + " |")
+    lines += auto_check(groups, slices, best, best_macro)
     if old_rules:
         lines += ["", "† rows made before the decision objectives (issue #7): their decision rule was tuned by the "
                       "earlier grid search (lowest best-F1 threshold, no shrinkage); the other rows by the current "
