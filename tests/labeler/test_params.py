@@ -16,10 +16,10 @@ from labeler.strategies.base import Strategy, StrategyParams, describe_params, p
 
 BUILT_IN = ["naive_bayes", "knn", "zero_shot", "finetune", "setfit"]
 #: the defaults as the strategies had them (DEFAULTS dicts) before Params classes: kept identical,
-#: except the CPU budget defaults of finetune and setfit (issue #7; the values before: BEFORE_CPU_BUDGETS)
+#: except the CPU budget defaults of finetune and setfit and knn's 128 tokens (issue #7; the values before: EARLIER_DEFAULTS)
 OLD_DEFAULTS = {
     "naive_bayes": {"alpha": 1.0, "ngram_max": 1, "min_df": 1, "lowercase": True},
-    "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 256, "k": None, "m": None,
+    "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 128, "k": None, "m": None,
             "k_max": 16, "index": "auto", "approx_threshold": 50000, "hnsw_m": 32, "ef_search": 128,
             "nlist": None, "nprobe": 16, "use_gpu": "auto", "tiebreak": "similarity"},
     "zero_shot": {"variant": "auto", "model": None, "nli_model": None, "template": "This issue is about {label}.",
@@ -34,8 +34,10 @@ OLD_DEFAULTS = {
                "max_length": 128, "head_c": 1.0, "head_max_iter": 1000, "device": "auto", "seed": 0,
                "max_steps": 60, "max_seconds": 420, "encode_batch_size": 64, "progress": False},
 }
-BEFORE_CPU_BUDGETS = {"finetune": {"epochs": 10, "min_steps": 150, "max_seconds": 900},
-                      "setfit": {"max_steps": 150, "max_seconds": 900}}
+#: defaults that changed since: finetune and setfit before their CPU budgets, knn before 128 tokens
+EARLIER_DEFAULTS = {"finetune": {"epochs": 10, "min_steps": 150, "max_seconds": 900},
+                    "setfit": {"max_steps": 150, "max_seconds": 900},
+                    "knn": {"max_length": 256}}
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -45,8 +47,8 @@ def test_defaults_unchanged_and_json_round_trip(name):
     assert params == OLD_DEFAULTS[name]  # same keys, equal values
     assert cls.check_params(json.loads(json.dumps(params))) == params  # what a manifest stores loads back
     assert cls.check_params(OLD_DEFAULTS[name]) == params  # bundles written before Params load
-    older = {**OLD_DEFAULTS[name], **BEFORE_CPU_BUDGETS.get(name, {})}
-    assert cls.check_params(older) == older  # ... and those written before the CPU budget defaults
+    older = {**OLD_DEFAULTS[name], **EARLIER_DEFAULTS.get(name, {})}
+    assert cls.check_params(older) == older  # ... and those written before a default changed
     assert [p.name for p in describe_params(cls)] == list(OLD_DEFAULTS[name])
     assert all(p.description for p in describe_params(cls))
 
