@@ -99,3 +99,24 @@ def test_stack_scores_for_tuning_are_out_of_fold():
     fitted = Stacker(2, 3).fit(members, y).predict(members)
     assert oof.shape == fitted.shape == (60, 2)
     assert not np.allclose(oof, fitted)  # in-sample scores would flatter the stack
+
+
+def test_member_latency_leaves_out_the_first_load():
+    """A member's first scoring may load its encoder (its training found every embedding in the
+    cache): that is paid once per served bundle, not per issue, so _latency leaves it out."""
+    import time
+
+    from labeler.strategies.auto import Auto
+
+    class LoadsOnFirstCall:
+        calls = 0
+
+        def predict_proba(self, texts):
+            self.calls += 1
+            if self.calls == 1:
+                time.sleep(0.5)  # loading a model
+            return np.zeros((len(texts), 2))
+
+    member = LoadsOnFirstCall()
+    assert Auto._latency(member, ["a", "b", "c", "d"]) < 50  # ms per issue, not 125
+    assert member.calls == 2
