@@ -24,10 +24,15 @@ from labeler.splits import split_indices  # noqa: E402
 
 CHEAP = [["naive_bayes", {}], ["linear", {"features": "tfidf"}], ["linear", {"features": "embedding"}], ["knn", {}],
          ["linear", {"features": "both"}]]
+#: the same candidates with the encoder reading 64 tokens instead of 128
+CHEAP_64 = [[name, {**params, "max_length": 64} if name == "knn" or params.get("features") in ("embedding", "both") else params]
+            for name, params in CHEAP]
 CONFIGS = {
     "linear [tfidf]": ("linear", {}),
     "linear [both]": ("linear", {"features": "both"}),
+    "linear [both, 64 tokens]": ("linear", {"features": "both", "max_length": 64}),
     "auto [cpu]": ("auto", {"candidates": CHEAP}),
+    "auto [cpu, 64 tokens]": ("auto", {"candidates": CHEAP_64}),
     "auto [cpu, latency_ms=20]": ("auto", {"candidates": CHEAP, "latency_ms": 20}),
 }
 

@@ -197,7 +197,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
             raise LabelerError("--budget is for --strategy auto (other strategies take -p max_seconds=... where they have one)")
         raw["budget"] = budget
     if strategy == "auto":
-        raw.setdefault("objective", str(goal))  # candidates are ranked for what the rule is tuned for
+        raw.setdefault("objective", str(goal))  # candidates tune their rules for what the bundle's rule is tuned for
     params = strategy_cls.check_params(raw)
     data, valid, unlabelled_path, split_info = _resolve_split_dir(data, valid)
     augmentation = _augmentation(augment, augment_copies, augment_seed, augment_model, strategy, valid is not None)

@@ -23,7 +23,7 @@ def test_auto_records_every_candidate_and_round_trips(toy, tmp_path):
     assert any(n.startswith("mean(") for n in names) and any(n.startswith("stack(") for n in names)
     for entry in info["candidates"][:3]:
         assert {"valid_micro_f1", "valid_macro_f1", "seconds"} <= set(entry)
-    assert info["chosen"] in names and "best validation micro f1" in info["why"]
+    assert info["chosen"] in names and "best validation (micro + macro) / 2 F1" in info["why"]
     path = bundle.save(tmp_path / "auto")
     loaded = Bundle.load(path)
     np.testing.assert_allclose(loaded.predict_proba(texts), bundle.predict_proba(texts), atol=1e-6)
@@ -120,3 +120,20 @@ def test_member_latency_leaves_out_the_first_load():
     member = LoadsOnFirstCall()
     assert Auto._latency(member, ["a", "b", "c", "d"]) < 50  # ms per issue, not 125
     assert member.calls == 2
+
+
+@pytest.mark.parametrize("rank_by, objective, winner, why", [
+    ("micro+macro", "micro", "b", "(micro + macro) / 2 F1 0.650"),
+    ("objective", "micro", "a", "micro f1 0.900"),
+    ("objective", "macro", "b", "macro f1 0.600"),
+])
+def test_rank_by_decides_which_candidate_wins(rank_by, objective, winner, why):
+    """a is a hair better on micro F1, b much better on macro F1 (rare labels)."""
+    from labeler.decision import Objective
+
+    auto = get_strategy("auto")(["x", "y"], rank_by=rank_by, objective=objective, ensembles=False)
+    scores = np.zeros((4, 2))
+    fitted = [(None, scores, {"candidate": "a", "valid_micro_f1": 0.9, "valid_macro_f1": 0.3}),
+              (None, scores, {"candidate": "b", "valid_micro_f1": 0.7, "valid_macro_f1": 0.6})]
+    choice = auto._choose(fitted, np.zeros((4, 2)), Objective.parse(objective), [])
+    assert choice["name"] == winner and f"best validation {why}" in choice["why"]
