@@ -22,10 +22,10 @@ How it decides:
 4. **Choice**: every single candidate and ensemble gets a decision rule tuned on its
    validation scores for ``objective`` (micro, macro, or precision=P), and is ranked by
    ``rank_by``: by default the mean of its validation micro and macro F1, so that a choice a
-   hair better on micro F1 does not cost the rare labels (on sklearn, 5 seeds, this gained
-   .01 to .02 macro F1 at 128 issues and up for at most .005 micro; on hf-datasets it made no
-   difference: experiments/README.md); ``rank_by="objective"`` ranks by the objective's F1
-   alone (micro F1 for precision=P). The best wins, a simpler one on a tie within ``tie``. ``fitted_info`` (the manifest's
+   hair better on micro F1 does not cost the rare labels (5 seeds, from 128 issues up: +.01 to
+   .06 macro F1 for .004 to .010 less micro on hf-datasets and sklearn, experiments/README.md);
+   ``rank_by="objective"`` ranks by the objective's F1 alone (micro F1 for precision=P). The
+   best wins, a simpler one on a tie within ``tie``. ``fitted_info`` (the manifest's
    ``fitted``) lists every candidate with its validation micro/macro F1 and seconds, and says
    why the winner won.
 

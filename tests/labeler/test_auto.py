@@ -128,7 +128,7 @@ def test_member_latency_leaves_out_the_first_load():
     ("objective", "macro", "b", "macro f1 0.600"),
 ])
 def test_rank_by_decides_which_candidate_wins(rank_by, objective, winner, why):
-    """a is a hair better on micro F1, b much better on macro F1 (rare labels)."""
+    """a is better on micro F1, b on macro F1 (the rare labels) and on their mean."""
     from labeler.decision import Objective
 
     auto = get_strategy("auto")(["x", "y"], rank_by=rank_by, objective=objective, ensembles=False)
