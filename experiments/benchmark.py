@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> None:
         objective = str(check_objective(args.objective))
     except LabelerError as exc:
         raise SystemExit(f"--objective: {exc}") from None
+    if "auto" in strategies:  # as `issue-labeler train` does: candidates tuned for the bundle's objective
+        params.setdefault("auto", {}).setdefault("objective", objective)
     augment = parse_augment(args.augment)
     augmenter = None
     if augment is not None:
@@ -417,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", default=None, help="name for this parameter set (default: a hash of --param)")
     parser.add_argument("--decision", default="auto", help="decision rule: auto, top_k, threshold, per_label")
     parser.add_argument("--objective", default="micro",
-                        help="what decision rules are tuned for: micro, macro or precision=P (name the variant)")
+                        help="what decision rules are tuned for: micro, macro, micro+macro or precision=P (name the variant)")
     parser.add_argument("--unlabelled", action="store_true",
                         help="pass the unlabelled pool to fit() (zero_shot centres its similarities on it; "
                              "the other built-in strategies ignore it)")

@@ -124,6 +124,11 @@ class Bundle:
         manifest's ``augment`` records method, copies, seed and model, and ``training`` counts
         the copies. With ``auto`` it needs ``valid`` (auto's own hold-out would hold out copies).
 
+        Strategies that cross-fit their training issues (:meth:`Strategy.out_of_fold`:
+        ``linear``) add those out-of-fold scores to the tuning data (not with ``augment``); the
+        manifest's ``decision_tuned_on`` counts both parts, and its ``validation`` scores are
+        validation's alone.
+
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
         a 0.5 threshold, or top-1 for strategies that need no training).
 
@@ -167,7 +172,14 @@ class Bundle:
             manifest["validation_from"] = "training hold-out"
         if tuning is not None:
             scores, y_valid = tuning
-            rule, _ = tune(scores, y_valid, strategy.labels, kind=decision, objective=goal, exclusive=groups)
+            pooled_scores, pooled_y = scores, y_valid
+            # out-of-fold training scores join the tuning data, except with augmentation: a
+            # copy of an issue in another fold would score it as if it had been seen
+            oof = strategy.out_of_fold() if augment is None else None
+            if oof is not None:
+                pooled_scores, pooled_y = np.vstack([oof[0], scores]), np.vstack([oof[1], y_valid])
+                manifest["decision_tuned_on"] = {"validation": int(len(y_valid)), "out_of_fold_training": int(len(oof[1]))}
+            rule, _ = tune(pooled_scores, pooled_y, strategy.labels, kind=decision, objective=goal, exclusive=groups)
             manifest["validation"] = evaluate(y_valid, rule.decide(scores, strategy.labels), strategy.labels)
         else:
             rule = default_rule(strategy.needs_training, decision, groups, strategy.labels)

@@ -161,7 +161,7 @@ def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or
           output: Annotated[Path, typer.Option("--output", "-o", help="bundle directory to write")] = Path("bundle"),
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="strategy parameter KEY=VALUE (JSON values), repeatable")] = None,
           decision: Annotated[str, typer.Option(help="decision rule: auto, top_k, threshold or per_label")] = "auto",
-          objective: Annotated[str, typer.Option(help="what the decision rule is tuned for: micro, macro or precision=P (labels that cannot reach P on validation are only suggested)")] = "micro",
+          objective: Annotated[str, typer.Option(help="what the decision rule is tuned for: micro, macro, micro+macro (their mean) or precision=P (labels that cannot reach P on validation are only suggested)")] = "micro+macro",
           budget: Annotated[Optional[float], typer.Option(help="auto: seconds for fitting all candidates (default 600)")] = None,
           exclusive: Annotated[str, typer.Option(help="auto: the label map's exclusive groups, or all labels when every issue has exactly one; none: no groups")] = "auto",
           use_unlabelled: Annotated[bool, typer.Option(help="give the unlabelled pool to strategies that use it")] = False,

@@ -11,8 +11,8 @@ keep at most one label of each group: the best-scoring one that the rule chose.
 
 :func:`tune` picks a rule on validation scores for an **objective**:
 
-* ``micro`` / ``macro``: the rule (top-k, one threshold, or per-label thresholds) with the best
-  validation micro or macro F1. Per-label thresholds are the F1-best cut of each label,
+* ``micro`` / ``macro`` / ``micro+macro``: the rule (top-k, one threshold, or per-label
+  thresholds) with the best validation micro F1, macro F1, or mean of the two. Per-label thresholds are the F1-best cut of each label,
   placed in the middle of the widest gap between validation scores (not at its edge), and
   shrunk towards the global threshold in proportion to how few validation positives the
   label has (``shrink``: a label with ``shrink`` positives sits half-way), so a label seen
@@ -50,7 +50,8 @@ WILSON_Z = 1.2816
 
 @dataclass(frozen=True)
 class Objective:
-    """What decision rules are tuned for: ``micro``, ``macro`` or ``precision=P``."""
+    """What decision rules are tuned for: ``micro``, ``macro``, ``micro+macro`` (their mean)
+    or ``precision=P``."""
 
     kind: str = "micro"
     target: float | None = None
@@ -59,8 +60,8 @@ class Objective:
     def parse(cls, text: "str | Objective | None") -> "Objective":
         if isinstance(text, Objective):
             return text
-        text = (text or "micro").strip().lower()
-        if text in ("micro", "macro"):
+        text = (text or "micro").strip().lower().replace(" ", "")
+        if text in ("micro", "macro", "micro+macro"):
             return cls(text)
         name, sep, value = text.partition("=")
         if name == "precision" and sep:
@@ -71,10 +72,20 @@ class Objective:
             if 0.0 < target <= 1.0:
                 return cls("precision", target)
             raise ValueError(f"objective precision=P needs 0 < P <= 1, got {value!r}")
-        raise ValueError(f"unknown objective {text!r}; use micro, macro or precision=P (e.g. precision=0.9)")
+        raise ValueError(f"unknown objective {text!r}; use micro, macro, micro+macro or precision=P (e.g. precision=0.9)")
 
     def __str__(self) -> str:
         return self.kind if self.target is None else f"{self.kind}={self.target:g}"
+
+    def value(self, micro: float, macro: float) -> float:
+        """The F1 this objective is judged by: macro for ``macro``, the mean for
+        ``micro+macro``, else micro (``precision=P`` reaches its target label by label and is
+        compared on micro F1)."""
+        if self.kind == "macro":
+            return macro
+        if self.kind == "micro+macro":
+            return (micro + macro) / 2
+        return micro
 
 
 
@@ -321,7 +332,7 @@ def tune(scores: np.ndarray, y_true: np.ndarray, labels: Sequence[str], kind: st
 
     ``kind="auto"`` tries top-k (k = 1..max_k), one global threshold and per-label thresholds
     and keeps the best; rules within ``tie`` of the best count as equal and the one with the
-    better other F1 (macro for micro, micro for macro) wins, then the simpler rule. ``precision=P`` always
+    better other F1 (macro for micro, micro for macro and micro+macro) wins, then the simpler rule. ``precision=P`` always
     makes per-label thresholds. ``exclusive`` groups are applied while tuning, so the rule is
     chosen for the decisions it will really make."""
     scores = np.asarray(scores, dtype=float)
@@ -357,7 +368,7 @@ def tune(scores: np.ndarray, y_true: np.ndarray, labels: Sequence[str], kind: st
     scored = []
     for rule in candidates:
         micro, macro = f1_scores(y_true, rule.decide(scores, labels))
-        scored.append((rule, *((macro, micro) if goal.kind == "macro" else (micro, macro))))
+        scored.append((rule, goal.value(micro, macro), micro if goal.kind in ("macro", "micro+macro") else macro))
     best = max(value for _, value, _ in scored)
     # among the rules within `tie` of the best, the one best on the other F1 (the first of
     # equals: the simpler rule)

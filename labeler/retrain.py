@@ -258,8 +258,9 @@ def score(bundle, texts: Sequence[str], label_sets: Sequence[Sequence[str]], lab
 
 
 def objective_value(metrics: dict[str, Any], objective: str) -> float:
-    """The number the gate compares: macro F1 for ``macro``, else micro F1."""
-    return float(metrics["macro_f1" if Objective.parse(objective).kind == "macro" else "micro_f1"])
+    """The number the gate compares: macro F1 for ``macro``, their mean for ``micro+macro``,
+    else micro F1."""
+    return float(Objective.parse(objective).value(metrics["micro_f1"], metrics["macro_f1"]))
 
 
 @dataclass
@@ -274,7 +275,7 @@ def gate(candidate: dict[str, Any], active: dict[str, Any] | None, settings: Ret
     """Whether the candidate replaces the active model (see the module docstring), and why."""
     if active is None:
         return Verdict(True, ["no active model: the first version is promoted"], None)
-    kind = "macro F1" if Objective.parse(settings.objective).kind == "macro" else "micro F1"
+    kind = {"macro": "macro F1", "micro+macro": "(micro + macro) / 2 F1"}.get(Objective.parse(settings.objective).kind, "micro F1")
     c, a = objective_value(candidate, settings.objective), objective_value(active, settings.objective)
     delta = c - a
     blocking: list[str] = []

@@ -204,6 +204,15 @@ class Strategy(ABC):
         validation set (``auto``'s stacking returns out-of-fold scores)."""
         return self.predict_proba(texts)
 
+    def out_of_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(scores, 0/1 labels)`` of the training issues, each scored by a model fitted
+        without it (cross-fitting), for strategies cheap enough to refit a few times
+        (``linear``); ``None`` for the others. The bundle tunes the decision rule on these
+        together with the validation scores: a label seen a handful of times in validation
+        gets a threshold from several times as many positives. Called once, right after
+        ``fit``; a strategy may free what it kept for it afterwards."""
+        return None
+
     def explain(self, text: str) -> Explanation:
         """Why the strategy scored ``text`` as it did; strategies that can say more override
         this (kNN fills in the neighbours)."""

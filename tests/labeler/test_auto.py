@@ -124,8 +124,10 @@ def test_member_latency_leaves_out_the_first_load():
 
 @pytest.mark.parametrize("rank_by, objective, winner, why", [
     ("micro+macro", "micro", "b", "(micro + macro) / 2 F1 0.650"),
-    ("objective", "micro", "a", "micro f1 0.900"),
-    ("objective", "macro", "b", "macro f1 0.600"),
+    ("objective", "micro", "a", "micro F1 0.900"),
+    ("objective", "macro", "b", "macro F1 0.600"),
+    ("objective", "micro+macro", "b", "(micro + macro) / 2 F1 0.650"),
+    ("objective", "precision=0.9", "a", "micro F1 0.900"),
 ])
 def test_rank_by_decides_which_candidate_wins(rank_by, objective, winner, why):
     """a is better on micro F1, b on macro F1 (the rare labels) and on their mean."""

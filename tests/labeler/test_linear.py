@@ -118,3 +118,28 @@ def test_model_saved_before_max_length_loads_with_256_tokens(toy, tmp_path):
     del meta["params"]["max_length"]
     (tmp_path / "m" / "strategy.json").write_text(json.dumps(meta))
     assert get_strategy("linear").load(tmp_path / "m").params["max_length"] == 256
+
+
+def test_out_of_fold_scores_each_training_issue_without_it(toy):
+    """Out-of-fold scores come from refits that left the issue out: its own label scores
+    lower than in the model that saw it. They are computed once; 0 folds means none."""
+    texts, label_sets, labels, _ = toy
+    linear = get_strategy("linear")(labels, C=10.0).fit(texts, label_sets)
+    in_sample = linear.predict_proba(texts)
+    scores, y = linear.out_of_fold()
+    assert scores.shape == in_sample.shape == y.shape
+    np.testing.assert_array_equal(y, linear.binarize(label_sets))
+    assert scores[y == 1].mean() < in_sample[y == 1].mean()
+    assert linear.out_of_fold() is None  # the training matrix was freed
+    assert get_strategy("linear")(labels, C=10.0, threshold_folds=0).fit(texts, label_sets).out_of_fold() is None
+
+
+def test_bundle_tunes_on_validation_and_out_of_fold_scores(toy):
+    texts, label_sets, labels, _ = toy
+    valid = (texts[:4], label_sets[:4])
+    bundle = Bundle.train("linear", texts, label_sets, labels=labels, valid=valid, params={"C": 10.0})
+    assert bundle.manifest["decision_tuned_on"] == {"validation": 4, "out_of_fold_training": len(texts)}
+    assert bundle.manifest["validation"]["n"] == 4  # what it reports is validation's alone
+    plain = Bundle.train("linear", texts, label_sets, labels=labels, valid=valid,
+                         params={"C": 10.0, "threshold_folds": 0})
+    assert "decision_tuned_on" not in plain.manifest

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from labeler.bundle import Bundle
 from labeler.decision import (APPLY, BELOW, SUGGEST, DecisionRule, Objective, best_f1_cut, exclusive_filter,
                               precision_curve, threshold_for_precision, tune, wilson_lower)
+from labeler.metrics import f1_scores
 
 LABELS = ["good", "noisy"]
 
@@ -26,6 +27,8 @@ def test_objective_parsing():
     assert Objective.parse("micro") == Objective("micro")
     assert Objective.parse("precision=0.9") == Objective("precision", 0.9)
     assert str(Objective.parse("precision=0.9")) == "precision=0.9"
+    assert Objective.parse(" micro + macro ") == Objective("micro+macro")
+    assert Objective.parse("micro+macro").value(0.8, 0.4) == pytest.approx(0.6)
     for bad in ("precision=1.5", "precision=x", "accuracy", "precision"):
         with pytest.raises(ValueError):
             Objective.parse(bad)
@@ -136,3 +139,16 @@ def test_bundle_classify_and_manifest_stats(toy, tmp_path):
     for a, b in zip(strict, default):
         for x, z in zip(a, b):
             assert not (x.decision == "apply" and z.decision != "apply")
+
+
+def test_micro_plus_macro_objective_keeps_the_rule_with_the_best_mean():
+    scores, y = _validation(seed=3)
+    rule, value = tune(scores, y, LABELS, objective="micro+macro")
+    means = {}
+    for kind in ("top_k", "threshold", "per_label"):
+        r, _ = tune(scores, y, LABELS, kind=kind, objective="micro+macro")
+        micro, macro = f1_scores(y, r.decide(scores, LABELS))
+        means[kind] = (micro + macro) / 2
+    assert value == pytest.approx(max(means.values()), abs=0.005)  # within tune's tie
+    micro, macro = f1_scores(y, rule.decide(scores, LABELS))
+    assert value == pytest.approx((micro + macro) / 2)
