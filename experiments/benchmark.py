@@ -338,15 +338,20 @@ def report(args: argparse.Namespace) -> str:
     if old_rules:
         lines += ["", "† rows made before the decision objectives (issue #7): their decision rule was tuned by the "
                       "earlier grid search (lowest best-F1 threshold, no shrinkage); the other rows by the current "
-                      "`labeler.decision` for micro F1."]
+                      "`labeler.decision` for their objective (micro F1 unless the command says otherwise)."]
     commands = []
     for (strategy, variant, augmented), by_slice in sorted(groups.items()):
         runs = [r for rs in by_slice.values() for r in rs]
         seeds = sorted({r["seed"] for r in runs})
         seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-        extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(runs[0]["params"].items()))
+        objective = runs[0].get("objective", "micro")
+        params = {k: v for k, v in runs[0]["params"].items()
+                  if not (strategy == "auto" and k == "objective" and v == objective)}  # --objective gives it
+        extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(params.items()))
+        if objective != "micro":
+            extra += f" --objective {shlex.quote(objective)}"
         if variant != "default":
-            extra += f" --variant {variant}"
+            extra += f" --variant {shlex.quote(variant)}"
         if augmented:
             aug = runs[0]["augment"]
             extra += f" --augment {augmented[1:]}" + (f" --augment-model {shlex.quote(aug['model'])}" if aug["model"] else "")

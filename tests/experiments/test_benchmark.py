@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 
 import pytest
 
@@ -88,3 +89,19 @@ def test_report_says_where_auto_falls_short_of_the_best_row(benchmark, tmp_path)
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
     assert "| **auto [cpu] within 1 std of the best** | ok / −0.100 | ok / ok |" in text
+
+
+def test_report_commands_rerun_the_rows_they_list(benchmark, tmp_path):
+    """A row's objective becomes --objective (auto's copy of it is not repeated as a --param), and a
+    variant with spaces is quoted, so that the printed command makes the same row again."""
+    row = {"dataset": "sklearn", "strategy": "auto", "variant": "cpu, micro+macro",
+           "params": {"objective": "micro+macro", "budget": 60}, "objective": "micro+macro",
+           "seed": 0, "slice": "8", "n_train": 8, "micro_f1": 0.5, "macro_f1": 0.4, "train_seconds": 0.1,
+           "ms_per_issue": 1.0, "machine": {"cores": 2, "gpu": None}}
+    results = tmp_path / "sklearn.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
+    command = ("python experiments/benchmark.py --dataset sklearn --strategies auto --seeds 0-0 "
+               "--param auto.budget=60 --objective micro+macro --variant 'cpu, micro+macro'")
+    assert command in text
+    assert shlex.split(command)[-2:] == ["--variant", "cpu, micro+macro"]
