@@ -111,9 +111,9 @@ class Bundle:
               unlabelled: Sequence[str] | None = None, decision: str = "auto",
               params: dict[str, Any] | None = None, objective: str | Objective = "micro",
               exclusive: Sequence[Sequence[str]] | None = None, metadata: Metadata | None = None,
-              augment: "Augmentation | None" = None) -> "Bundle":
+              augment: "Augmentation | None" = None, out_of_fold: bool = True) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
-        ``valid`` when given for ``objective`` (``micro``, ``macro`` or ``precision=P``, see
+        ``valid`` when given for ``objective`` (``micro``, ``macro``, ``micro+macro`` or ``precision=P``, see
         :mod:`labeler.decision`), with at most one label of each ``exclusive`` group, and
         record everything in the manifest. ``metadata`` (one record per text: number, id,
         title; see :meth:`labeler.pipeline.Prepared.metadata`) goes to ``fit`` when given, for
@@ -125,9 +125,10 @@ class Bundle:
         the copies. With ``auto`` it needs ``valid`` (auto's own hold-out would hold out copies).
 
         Strategies that cross-fit their training issues (:meth:`Strategy.out_of_fold`:
-        ``linear``) add those out-of-fold scores to the tuning data (not with ``augment``); the
-        manifest's ``decision_tuned_on`` counts both parts, and its ``validation`` scores are
-        validation's alone.
+        ``linear``) add those out-of-fold scores to the tuning data (not with ``augment``, nor
+        with ``out_of_fold=False``, which ``retrain`` passes to tune on its newest issues only);
+        the manifest's ``decision_tuned_on`` counts both parts, and its ``validation`` scores
+        are validation's alone.
 
         With no validation data the rule is ``decision`` with its defaults (``auto`` means
         a 0.5 threshold, or top-1 for strategies that need no training).
@@ -175,7 +176,7 @@ class Bundle:
             pooled_scores, pooled_y = scores, y_valid
             # out-of-fold training scores join the tuning data, except with augmentation: a
             # copy of an issue in another fold would score it as if it had been seen
-            oof = strategy.out_of_fold() if augment is None else None
+            oof = strategy.out_of_fold() if augment is None and out_of_fold else None
             if oof is not None:
                 pooled_scores, pooled_y = np.vstack([oof[0], scores]), np.vstack([oof[1], y_valid])
                 manifest["decision_tuned_on"] = {"validation": int(len(y_valid)), "out_of_fold_training": int(len(oof[1]))}

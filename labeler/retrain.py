@@ -482,7 +482,8 @@ def retrain(data: str | Path, *, registry: Registry, repo: str, settings: Retrai
     valid_pair = ([i.text for i in valid], [i.labels for i in valid]) if valid else None
     candidate = Bundle.train(settings.strategy, [i.text for i in fit], [i.labels for i in fit], labels=labels,
                              descriptions=lm.descriptions, valid=valid_pair, params=settings.params(),
-                             objective=settings.objective, exclusive=groups, metadata=[i.metadata() for i in fit])
+                             objective=settings.objective, exclusive=groups, metadata=[i.metadata() for i in fit],
+                             out_of_fold=False)  # the rule is tuned on the newest issues, the older ones' labels may have drifted
     candidate.manifest["input"] = {**opts.recorded(), "format": detect_format(data)}
     candidate.manifest["label_map"] = lm.to_dict()
     steps["train"] = time.perf_counter() - t0

@@ -234,3 +234,13 @@ def test_settings_reject_unknown_forms():
     with pytest.raises(ParameterError, match="--holdout"):
         RetrainSettings.parse(holdout="0.2")
     assert RetrainSettings.parse(strategy="auto", budget=30).params() == {"objective": "micro", "budget": 30.0}
+
+
+def test_candidate_rule_is_tuned_on_the_newest_issues_only(tmp_path):
+    """linear could add its older training issues' out-of-fold scores to the tuning data (as
+    ``train`` does); retrain tunes on the newest part alone, whose labels have not drifted."""
+    result = run("retrain", write(tmp_path / "good.jsonl", make_issues()), "--registry", tmp_path / "registry",
+                 "--repo", REPO, "--strategy", "linear", "--min-support", 3)
+    assert result.exit_code == PROMOTED, result.output
+    manifest = Registry(tmp_path / "registry").get(REPO, 1).load().manifest
+    assert "decision_tuned_on" not in manifest and manifest["validation"]["n"] == 10
