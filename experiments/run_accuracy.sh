@@ -22,5 +22,8 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
   $PY experiments/benchmark.py --dataset "$ds" --strategies linear --seeds "$SEEDS" --param linear.features='"embedding"' --variant embedding
   $PY experiments/benchmark.py --dataset "$ds" --strategies linear --seeds "$SEEDS" --param linear.features='"both"' --variant both
   $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --param auto.candidates="$CHEAP" --variant cpu
+  # as `train` does by default: rules tuned for (micro + macro) / 2, linear's out-of-fold training scores pooled in
+  $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --param auto.candidates="$CHEAP" \
+    --objective micro+macro --variant "cpu, micro+macro"
   $PY experiments/benchmark.py --dataset "$ds" --report
 done

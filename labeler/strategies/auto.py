@@ -20,7 +20,8 @@ How it decides:
    validation set, so its validation scores (what the decision rule is tuned on, see
    :meth:`validation_scores`) are out-of-fold; the served stacker is refitted on all of it.
 4. **Choice**: every single candidate and ensemble gets a decision rule tuned on its
-   validation scores for ``objective`` (micro, macro, micro+macro or precision=P), and is ranked by
+   validation scores for ``objective`` (micro, macro, precision=P, or micro+macro: the mean of the
+   two, the default as in ``train``), and is ranked by
    ``rank_by``: by default the mean of its validation micro and macro F1, so that a choice a
    hair better on micro F1 does not cost the rare labels (5 seeds, from 128 issues up: +.01 to
    .06 macro F1 for .004 to .010 less micro on hf-datasets and sklearn, experiments/README.md);

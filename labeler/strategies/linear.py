@@ -21,9 +21,11 @@ training data when it holds at least ``cv_min`` issues, else it is ``C_default``
 are not this module's business: :mod:`labeler.decision` tunes them for every strategy. What
 linear adds for them is :meth:`Linear.out_of_fold`: the training issues scored by
 ``threshold_folds`` refits that each leave a fold out, which the bundle pools with the
-validation scores, so a rare label's threshold rests on more than its few validation positives
-(5 seeds, linear [both], objective micro+macro: macro F1 +.01 to +.04 at 64 issues and all of
-train on hf-datasets and sklearn, micro F1 −.016 / −.026 at all; experiments/README.md).
+validation scores, so a rare label's threshold rests on more than its few validation positives.
+Together with the ``micro+macro`` objective this is the ``auto [cpu, micro+macro]`` row against
+``auto [cpu]`` (5 seeds): macro F1 .414 → .464 on sklearn with all of train and +.027 on
+hf-datasets at 256 issues, for .007 to .036 less micro F1 from 256 issues up
+(experiments/README.md).
 
 Saved without pickles: vocabularies as JSON, idf vectors and the coefficient matrix as
 ``.npz``; loading rebuilds the vectorizers from them. Models saved before ``max_length``
