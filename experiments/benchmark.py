@@ -307,6 +307,7 @@ def report(args: argparse.Namespace) -> str:
     head = "| strategy | " + " | ".join(f"{s} (n≈{sizes[s]})" for s in slices) + " |"
     lines = [head, "|" + "---|" * (len(slices) + 1)]
     detail = ["| strategy | slice | seeds | micro F1 | macro F1 | train s | ms/issue |", "|---|---|---|---|---|---|---|"]
+    all_seeds = sorted({r["seed"] for r in rows})
     best: dict[str, tuple[float, str]] = {}
     best_macro: dict[str, tuple[float, str]] = {}
     old_rules = False
@@ -324,14 +325,16 @@ def report(args: argparse.Namespace) -> str:
                 continue
             mi = [r["micro_f1"] for r in runs]
             ma = [r["macro_f1"] for r in runs]
-            cells.append(f"{np.mean(mi):.3f}±{np.std(mi):.3f} / {np.mean(ma):.3f}±{np.std(ma):.3f}")
+            cells.append(f"{fmt(mi)} / {fmt(ma)}".replace(" ± ", "±"))
             detail.append(f"| {label} | {s} | {len(runs)} | {fmt(mi)} | {fmt(ma)} | "
                           f"{fmt([r['train_seconds'] for r in runs], 2)} | {fmt([r['ms_per_issue'] for r in runs], 2)} |")
             if np.mean(mi) > best.get(s, (-1, ""))[0]:
                 best[s] = (float(np.mean(mi)), label)
             if np.mean(ma) > best_macro.get(s, (-1, ""))[0]:
                 best_macro[s] = (float(np.mean(ma)), label)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        n_seeds = len({r["seed"] for rs in by_slice.values() for r in rs})
+        fewer = f" ({n_seeds} seed{'s' if n_seeds > 1 else ''})" if n_seeds < len(all_seeds) else ""
+        lines.append(f"| {label}{fewer} | " + " | ".join(cells) + " |")
     lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
     lines.append("| **best (macro F1)** | " + " | ".join(best_macro[s][1] if s in best_macro else "-" for s in slices) + " |")
     lines += auto_check(groups, slices, best, best_macro)
@@ -362,7 +365,8 @@ def report(args: argparse.Namespace) -> str:
            "25% test, the same for every seed (the seeds vary the training slices)." if split == "time" else "")
     text = "\n".join([
         f"# Low-data benchmark: {args.dataset}" + (" (time-ordered split)" if split == "time" else ""), "",
-        f"Micro F1 / macro F1 on test, mean ± std over seeds ({', '.join(map(str, sorted({r['seed'] for r in rows})))}); "
+        f"Micro F1 / macro F1 on test, mean ± std over seeds ({', '.join(map(str, all_seeds))}; a row with fewer "
+        f"says how many); "
         f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}.{how} Made by `python experiments/benchmark.py "
         f"--dataset {args.dataset}{split_flag} --report` from `{Path(args.results).name}`.", "",
         *lines, "", "Made by:", "", "```", *commands,
@@ -374,10 +378,49 @@ def report(args: argparse.Namespace) -> str:
     ])
     out = Path(args.results).with_suffix(".md")
     out.write_text(text + "\n")
-    plot(groups, slices, sizes, Path(args.results).with_suffix(".png"), args.dataset)
+    plot(groups, slices, sizes, Path(args.results).with_suffix(".png"),
+         args.dataset + (", time-ordered split" if split == "time" else ""))
     print(text)
     print(f"\nwrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
     return text
+
+
+def _adapted(variant: str) -> bool:
+    return "adapted" in variant
+
+
+def _unadapted(variant: str) -> str:
+    """The variant an adapted-encoder variant is compared with: 'embedding-adapted' ->
+    'embedding', 'adapted-cpu-cut' -> 'cpu-cut', 'adapted' -> 'default'."""
+    rest = "-".join(p for p in variant.replace(", ", "-").split("-") if p and p != "adapted")
+    return rest or "default"
+
+
+def plot_lines(groups: dict, slices: list[str]) -> list[tuple]:
+    """The rows the figure draws, as the book's figure does: one line per strategy, not per
+    variant. For each strategy, with and without augmentation and with and without the
+    adapted encoder, the variant that covers the most slices and, among those, has the best mean
+    of micro and macro F1 over them; an adapted-encoder line brings the variant it adapts
+    (e.g. ``linear [embedding]`` beside ``linear [embedding-adapted]``). ``(key, main)`` pairs,
+    ``main`` false for such a companion line. The table keeps every row."""
+    def score(key):
+        by_slice = groups[key]
+        covered = [s for s in slices if s in by_slice]
+        mean = np.mean([np.mean([(r["micro_f1"] + r["macro_f1"]) / 2 for r in by_slice[s]]) for s in covered])
+        return len(covered), float(mean)
+
+    chosen: dict[tuple, tuple] = {}
+    for key in groups:
+        strategy, variant, augmented = key
+        kind = (strategy, augmented, _adapted(variant))
+        if kind not in chosen or score(key) > score(chosen[kind]):
+            chosen[kind] = key
+    lines = {key: True for key in chosen.values()}
+    for strategy, variant, augmented in list(lines):
+        base = (strategy, _unadapted(variant), augmented)
+        if _adapted(variant) and base in groups:
+            lines.setdefault(base, False)
+    return sorted(lines.items())
 
 
 def plot(groups, slices, sizes, path: Path, title: str) -> None:
@@ -386,14 +429,21 @@ def plot(groups, slices, sizes, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
+    strategies = sorted({k[0] for k in groups})
+    colour = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(strategies)}
+    for (strategy, variant, augmented), main in plot_lines(groups, slices):
+        by_slice = groups[(strategy, variant, augmented)]
         xs = [sizes[s] for s in slices if s in by_slice]
+        # colour: the strategy; dashed: augmented training data; dash-dot: the adapted encoder;
+        # faint: the variant an adapted line is compared with
+        style = "--" if augmented else "-." if _adapted(variant) else "-"
+        name = strategy if variant == "default" else f"{strategy} [{variant}]"
         for ax, metric in zip(axes, ("micro_f1", "macro_f1")):
             ys = [np.mean([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
             es = [np.std([r[metric] for r in by_slice[s]]) for s in slices if s in by_slice]
-            name = strategy if variant == "default" else f"{strategy} [{variant}]"
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{name} {augmented}".strip())
+            ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, capsize=2, elinewidth=0.8, ls=style,
+                        color=colour[strategy], alpha=1.0 if main else 0.4, label=f"{name} {augmented}".strip() if ax is axes[0] else None)
     book_x = [8, 16, 32, 64, 128, 223]
     for name, cells in BOOK.items():  # the book's numbers (its data) as grey reference points
         for i, ax in enumerate(axes):
@@ -405,8 +455,9 @@ def plot(groups, slices, sizes, path: Path, title: str) -> None:
         ax.set_title(f"{title}: {metric}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("F1 on test (mean ± std over seeds)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.01 + 0.033 * ((len(names) + 3) // 4), 1, 1))
     fig.savefig(path, dpi=110)
 
 

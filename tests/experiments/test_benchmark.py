@@ -105,3 +105,38 @@ def test_report_commands_rerun_the_rows_they_list(benchmark, tmp_path):
                "--param auto.budget=60 --objective micro+macro --variant 'cpu, micro+macro'")
     assert command in text
     assert shlex.split(command)[-2:] == ["--variant", "cpu, micro+macro"]
+
+
+def test_figure_draws_one_line_per_strategy_and_kind(benchmark):
+    """The best-covering, best-scoring variant per strategy; augmented and adapted-encoder rows
+    get lines of their own, and an adapted line brings the variant it adapts (faint)."""
+    def runs(*scores, slices=("8", "16")):
+        return {s: [{"micro_f1": v, "macro_f1": v}] for s, v in zip(slices, scores)}
+    groups = {
+        ("linear", "tfidf", ""): runs(0.5, 0.6),
+        ("linear", "both", ""): runs(0.6, 0.7),
+        ("linear", "both, 64 tokens", ""): runs(0.9, slices=("8",)),  # better, but one slice
+        ("linear", "embedding", ""): runs(0.4, 0.5),
+        ("linear", "embedding-adapted", ""): runs(0.45, 0.55),
+        ("linear", "tfidf", "+synonym"): runs(0.55, 0.65),
+        ("knn", "default", ""): runs(0.3, 0.4),
+        ("knn", "adapted", ""): runs(0.2, 0.3),
+    }
+    assert benchmark.plot_lines(groups, ["8", "16"]) == [
+        (("knn", "adapted", ""), True), (("knn", "default", ""), True),
+        (("linear", "both", ""), True), (("linear", "embedding", ""), False),
+        (("linear", "embedding-adapted", ""), True), (("linear", "tfidf", "+synonym"), True)]
+    assert benchmark._unadapted("adapted-cpu-cut") == "cpu-cut"
+
+
+def test_table_says_when_a_row_has_fewer_seeds(benchmark, tmp_path):
+    def row(strategy, seed, micro):
+        return {"dataset": "sklearn", "strategy": strategy, "variant": "default", "params": {}, "objective": "micro",
+                "seed": seed, "slice": "8", "n_train": 8, "micro_f1": micro, "macro_f1": 0.2,
+                "train_seconds": 0.1, "ms_per_issue": 1.0, "machine": {"cores": 2, "gpu": None}}
+    results = tmp_path / "sklearn.jsonl"
+    rows = [row("knn", 0, 0.5), row("knn", 1, 0.7), row("finetune", 0, 0.6)]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
+    assert "| knn | 0.600±0.100 / 0.200±0.000 |" in text
+    assert "| finetune (1 seed) | 0.600 / 0.200 |" in text  # no ±0.000 that one seed cannot give
