@@ -73,7 +73,7 @@ class RetrainSettings(BaseModel):
 
     strategy: str = Field("auto", description="strategy of the candidate")
     budget: float | None = Field(None, gt=0, description="auto: seconds for fitting all candidates (None: auto's default)")
-    objective: str = Field("micro", description="micro, macro or precision=P: what the decision rule is tuned "
+    objective: str = Field("micro", description="micro, macro, micro+macro or precision=P: what the decision rule is tuned "
                                                 "for and what the gate compares (precision=P: micro F1)")
     holdout: str = Field("20%", description="the newest N issues (\"50\") or X% of them (\"20%\") are held out")
     margin: float = Field(0.0, ge=-1, le=1, description="promote only when the candidate's objective is at least "
