@@ -200,9 +200,24 @@ class Augmenter(ABC):
     def _augment_lines(self, lines: list[str]) -> list[str]:
         """One altered version of each (masked, stripped) line, in order."""
 
+    #: most copies :meth:`augment_text` remembers (a dict, not functools.lru_cache: that would
+    #: hold every augmenter alive and share one bound across them)
+    memo_size: int = 50_000
+
     def augment_text(self, text: str, seed: int) -> str:
         """One altered version of ``text`` drawn with ``seed``: prose lines augmented, the
-        rest (and every protected span) exactly as it was."""
+        rest (and every protected span) exactly as it was. The same (text, seed) gives the same
+        copy, so it is remembered: the benchmark's nested training slices and seeds share most
+        of their issues, and a contextual copy costs seconds of masked-LM inference on a CPU."""
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (seed, text)
+        if key not in memo:
+            if len(memo) >= self.memo_size:
+                memo.clear()
+            memo[key] = self._augment_text(text, seed)
+        return memo[key]
+
+    def _augment_text(self, text: str, seed: int) -> str:
         lines = text.split("\n")
         where = prose_lines(lines)
         if not where:

@@ -9,7 +9,7 @@ A label map is a YAML file::
       "type: bug": bug      # several raw names may map to one
       enhancement: enhancement
       documentation: documentation
-    descriptions:           # optional: used by zero-shot strategies
+    descriptions:           # optional: zero-shot hypotheses; linear learns from them for rare labels
       bug: Something isn't working
     exclusive:              # optional: groups of mutually exclusive labels (at most one is chosen)
       - [bug, enhancement]

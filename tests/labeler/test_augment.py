@@ -141,6 +141,25 @@ def test_synonym_copies_are_seeded_and_independent_of_the_other_texts(synonym, w
     assert [first.copies_of(t) for t in texts] != [other.copies_of(t) for t in texts]
 
 
+def test_a_copy_is_drawn_once_and_remembered():
+    """Nested training slices hold the same issues: each (text, seed) is augmented once."""
+    class Counting(Shout):
+        calls = 0
+
+        def _augment_lines(self, lines):
+            Counting.calls += 1
+            return super()._augment_lines(lines)
+
+    augmenter = Counting()
+    texts = [TEXT, "Crash: the file reader fails"]
+    first = Augmentation(augmenter, copies=2, seed=1).apply(texts, [["bug"], ["bug"]])
+    calls = Counting.calls
+    assert Augmentation(augmenter, copies=2, seed=1).apply(texts[:1], [["bug"]])[0] == \
+        first[0][:1] + [c for c in first[0][2:] if c in Augmentation(Shout(), copies=2, seed=1).copies_of(TEXT)]
+    assert Counting.calls == calls  # nothing drawn again
+    assert Augmentation(Counting(), copies=2, seed=1).apply(texts, [["bug"], ["bug"]]) == first  # as a fresh one
+
+
 def test_seeding_leaves_the_global_generators_as_they_were(synonym):
     random.seed(3)
     np.random.seed(3)

@@ -13,7 +13,7 @@ from labeler.strategies import get_strategy
 def test_tfidf_learns_and_round_trips_without_pickles(toy, tmp_path):
     texts, label_sets, labels, _ = toy
     bundle = Bundle.train("linear", texts, label_sets, labels=labels + ["question"], valid=(texts, label_sets),
-                          params={"title_weight": 0.5})
+                          params={"title_weight": 0.5, "description_examples": 0})
     scores = bundle.predict_proba(["segfault crash traceback error", "please add a new feature request"])
     assert scores.shape == (2, 4)
     assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
@@ -143,3 +143,24 @@ def test_bundle_tunes_on_validation_and_out_of_fold_scores(toy):
     plain = Bundle.train("linear", texts, label_sets, labels=labels, valid=valid,
                          params={"C": 10.0, "threshold_folds": 0})
     assert "decision_tuned_on" not in plain.manifest
+
+
+def test_rare_labels_learn_from_their_descriptions(toy):
+    """description_examples=N: a label with fewer than N training issues gets its name and
+    description as one more training issue; the cross-fitted scores stay the real issues'."""
+    texts, label_sets, labels, _ = toy
+    descriptions = {"question": "a usage question asking how to do something"}
+    plain = get_strategy("linear")(labels + ["question"], descriptions, C=10.0, description_examples=0)
+    plain.fit(texts, label_sets)
+    linear = get_strategy("linear")(labels + ["question"], descriptions, C=10.0, description_examples=2)
+    linear.fit(texts, label_sets)
+    probe = ["how do I do something, a usage question", "segfault crash traceback error"]
+    assert (plain.predict_proba(probe)[:, -1] == 0).all()  # never seen: no model
+    scores = linear.predict_proba(probe)
+    assert scores[0, -1] > scores[1, -1] and scores[0, -1] > 0
+    oof_scores, y = linear.out_of_fold()
+    assert oof_scores.shape == y.shape == (len(texts), len(labels) + 1) and not y[:, -1].any()
+    # labels with at least N training issues are left alone
+    same = get_strategy("linear")(labels, descriptions, C=10.0, description_examples=1).fit(texts, label_sets)
+    np.testing.assert_allclose(same.predict_proba(probe), get_strategy("linear")(labels, C=10.0, description_examples=0)
+                               .fit(texts, label_sets).predict_proba(probe), atol=1e-4)
