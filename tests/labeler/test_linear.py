@@ -158,6 +158,7 @@ def test_rare_labels_learn_from_their_descriptions(toy):
     assert (plain.predict_proba(probe)[:, -1] == 0).all()  # never seen: no model
     scores = linear.predict_proba(probe)
     assert scores[0, -1] > scores[1, -1] and scores[0, -1] > 0
+    assert linear.fitted_info["described"] == ["question"] and plain.fitted_info["described"] == []
     oof_scores, y = linear.out_of_fold()
     assert oof_scores.shape == y.shape == (len(texts), len(labels) + 1) and not y[:, -1].any()
     # labels with at least N training issues are left alone
