@@ -332,8 +332,9 @@ def report(args: argparse.Namespace) -> str:
                 best[s] = (float(np.mean(mi)), label)
             if np.mean(ma) > best_macro.get(s, (-1, ""))[0]:
                 best_macro[s] = (float(np.mean(ma)), label)
-        n_seeds = len({r["seed"] for rs in by_slice.values() for r in rs})
-        fewer = f" ({n_seeds} seed{'s' if n_seeds > 1 else ''})" if n_seeds < len(all_seeds) else ""
+        counts = sorted({len({r["seed"] for r in rs}) for rs in by_slice.values()})
+        n_seeds = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
+        fewer = f" ({n_seeds} seed{'s' if n_seeds != '1' else ''})" if counts[-1] < len(all_seeds) or len(counts) > 1 else ""
         lines.append(f"| {label}{fewer} | " + " | ".join(cells) + " |")
     lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
     lines.append("| **best (macro F1)** | " + " | ".join(best_macro[s][1] if s in best_macro else "-" for s in slices) + " |")
