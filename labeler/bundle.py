@@ -114,8 +114,8 @@ class Bundle:
               augment: "Augmentation | None" = None, out_of_fold: bool = True) -> "Bundle":
         """Fit a strategy (a name from the registry or an instance), tune the decision rule on
         ``valid`` when given for ``objective`` (``micro``, ``macro``, ``micro+macro`` or
-        ``precision=P``, see :mod:`labeler.decision`), with at most one label of each ``exclusive`` group, and
-        record everything in the manifest. ``metadata`` (one record per text: number, id,
+        ``precision=P``, see :mod:`labeler.decision`), with at most one label of each
+        ``exclusive`` group, and record everything in the manifest. ``metadata`` (one record per text: number, id,
         title; see :meth:`labeler.pipeline.Prepared.metadata`) goes to ``fit`` when given, for
         strategies that explain with training issues.
 

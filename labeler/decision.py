@@ -15,8 +15,9 @@ keep at most one label of each group: the best-scoring one that the rule chose.
   thresholds) with the best validation micro F1, macro F1, or mean of the two. Per-label
   thresholds are the F1-best cut of each label, placed in the middle of the widest gap
   between validation scores (not at its edge), and shrunk towards the global threshold in
-  proportion to how few validation positives the label has (``shrink``: a label with ``shrink`` positives sits half-way), so a label seen
-  twice in validation does not get a threshold fitted to those two issues.
+  proportion to how few validation positives the label has (``shrink``: a label with
+  ``shrink`` positives sits half-way), so a label seen twice in validation does not get a
+  threshold fitted to those two issues.
 * ``precision=P``: each label gets the lowest threshold whose validation precision, as a
   Wilson lower bound (``z`` = 1.28, one-sided 90%), reaches P; a label that cannot reach P
   keeps its F1 threshold and is marked **suggest-only**.

@@ -305,12 +305,11 @@ class Linear(Strategy):
         if len(texts) == 0:
             raise ValueError("linear needs at least one labelled issue")
         n = len(texts)
-        counts = self.binarize(label_sets).sum(axis=0)
-        rare = [label for label, k in zip(self.labels, counts) if k < self.params["description_examples"]]
-        if rare:
-            texts = list(texts) + [f"{label}\n\n{self.descriptions.get(label, '')}" for label in rare]
-            label_sets = list(label_sets) + [[label] for label in rare]
         y = self.binarize(label_sets)
+        rare = [label for label, k in zip(self.labels, y.sum(axis=0)) if k < self.params["description_examples"]]
+        if rare:  # a title-and-body text per rare label, carrying that label alone
+            texts = list(texts) + [f"{label}\n\n{self.descriptions.get(label, '')}" for label in rare]
+            y = np.vstack([y, self.binarize([[label] for label in rare])])
         x = self.features(texts, fit=True)
         if self.params["C"] is not None:
             c, how = float(self.params["C"]), {"by": "parameter"}
