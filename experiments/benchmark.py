@@ -148,6 +148,59 @@ def load_rows(path: Path) -> list[dict]:
     return list(latest.values())
 
 
+def effective_params(strategy: str, params: dict[str, dict]) -> dict:
+    """The parameters a run really trains with: its ``--param`` values and today's defaults
+    for the rest (what the bundle's manifest records), so a default changed later does not
+    silently change what an old row means (see :func:`drifted`)."""
+    from labeler.strategies import get_strategy
+
+    return get_strategy(strategy).check_params(params.get(strategy, {}))
+
+
+def drifted(row: dict) -> dict[str, tuple]:
+    """``{key: (then, now)}`` for each parameter whose default has changed since ``row`` was
+    run; empty for rows that predate ``effective_params`` or a strategy that no longer exists."""
+    then = row.get("effective_params")
+    if not then:
+        return {}
+    try:
+        now = effective_params(row["strategy"], {row["strategy"]: row["params"]})
+    except (LabelerError, KeyError):
+        return {}
+    return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
+
+
+def commands(dataset: str, split_flag: str, strategy: str, variant: str, augmented: str,
+             runs: list[dict]) -> list[str]:
+    """The benchmark commands that made ``runs`` (one row of the table): one per distinct set of
+    parameters, objective and augmentation model, with its seeds (sklearn's adapted rows use a
+    different encoder for each seed)."""
+    by_setting: dict[str, list[dict]] = {}
+    for r in runs:
+        key = json.dumps([r["params"], r.get("objective", "micro"), (r.get("augment") or {}).get("model")],
+                         sort_keys=True)
+        by_setting.setdefault(key, []).append(r)
+    out = []
+    for same in sorted(by_setting.values(), key=lambda rs: min(r["seed"] for r in rs)):
+        seeds = sorted({r["seed"] for r in same})
+        seed_text = (f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+                     else ",".join(map(str, seeds)))
+        objective = same[0].get("objective", "micro")
+        params = {k: v for k, v in same[0]["params"].items()
+                  if not (strategy == "auto" and k == "objective" and v == objective)}  # --objective gives it
+        extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(params.items()))
+        if objective != "micro":
+            extra += f" --objective {shlex.quote(objective)}"
+        if variant != "default":
+            extra += f" --variant {shlex.quote(variant)}"
+        if augmented:
+            model = same[0]["augment"]["model"]
+            extra += f" --augment {augmented[1:]}" + (f" --augment-model {shlex.quote(model)}" if model else "")
+        out.append(f"python experiments/benchmark.py --dataset {dataset}{split_flag} --strategies {strategy} "
+                   f"--seeds {seed_text}{extra}")
+    return out
+
+
 def time_predictions(bundle: Bundle, texts: list[str]) -> float:
     """Milliseconds per issue to score ``texts`` from scratch: the embedding cache is switched
     off (for this call only), so encoders pay for encoding as they would on a new issue."""
@@ -234,7 +287,8 @@ def run(args: argparse.Namespace) -> None:
             continue  # a target larger than train
         train_idx = parts["train"][slices[name]]
         bar.set_postfix_str(f"{strategy} seed {seed} slice {name} ({len(train_idx)})")
-        row.update({"params": params.get(strategy, {}), "objective": objective, "split": args.split,
+        row.update({"params": params.get(strategy, {}), "effective_params": effective_params(strategy, params),
+                    "objective": objective, "split": args.split,
                     "seed": seed, "slice": name,
                     "n_train": len(train_idx), "n_valid": len(parts["valid"]), "n_test": len(parts["test"]),
                     "machine": info, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -311,9 +365,15 @@ def report(args: argparse.Namespace) -> str:
     best: dict[str, tuple[float, str]] = {}
     best_macro: dict[str, tuple[float, str]] = {}
     old_rules = False
+    drift_notes: list[str] = []
     for (strategy, variant, augmented), by_slice in sorted(groups.items()):
         label = strategy if variant == "default" or len(groups) == len({k[0] for k in groups}) else f"{strategy} [{variant}]"
         label += f" {augmented}" if augmented else ""
+        drift = {k: v for rs in by_slice.values() for r in rs for k, v in drifted(r).items()}
+        if drift:  # run when a default was different: the footnote says which
+            drift_notes.append(f"{label}: " + ", ".join(
+                f"`{k}` was {json.dumps(then)}, now {json.dumps(now)}" for k, (then, now) in sorted(drift.items())))
+            label += " ‡"
         if any("objective" not in r for rs in by_slice.values() for r in rs):
             label += " †"  # decision rule tuned by the labeler.decision of before the objectives
             old_rules = True
@@ -343,24 +403,12 @@ def report(args: argparse.Namespace) -> str:
         lines += ["", "† rows made before the decision objectives (issue #7): their decision rule was tuned by the "
                       "earlier grid search (lowest best-F1 threshold, no shrinkage); the other rows by the current "
                       "`labeler.decision` for their objective (micro F1 unless the command says otherwise)."]
-    commands = []
-    for (strategy, variant, augmented), by_slice in sorted(groups.items()):
-        runs = [r for rs in by_slice.values() for r in rs]
-        seeds = sorted({r["seed"] for r in runs})
-        seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-        objective = runs[0].get("objective", "micro")
-        params = {k: v for k, v in runs[0]["params"].items()
-                  if not (strategy == "auto" and k == "objective" and v == objective)}  # --objective gives it
-        extra = "".join(f" --param {shlex.quote(f'{strategy}.{k}={json.dumps(v)}')}" for k, v in sorted(params.items()))
-        if objective != "micro":
-            extra += f" --objective {shlex.quote(objective)}"
-        if variant != "default":
-            extra += f" --variant {shlex.quote(variant)}"
-        if augmented:
-            aug = runs[0]["augment"]
-            extra += f" --augment {augmented[1:]}" + (f" --augment-model {shlex.quote(aug['model'])}" if aug["model"] else "")
-        commands.append(f"python experiments/benchmark.py --dataset {args.dataset}{split_flag} --strategies {strategy} "
-                        f"--seeds {seed_text}{extra}")
+    if drift_notes:
+        lines += ["", "‡ rows run when a parameter's default differed from today's (the command below "
+                      "makes today's version): " + "; ".join(drift_notes) + "."]
+    made_by = [c for (strategy, variant, augmented), by_slice in sorted(groups.items())
+               for c in commands(args.dataset, split_flag, strategy, variant, augmented,
+                                 [r for rs in by_slice.values() for r in rs])]
     m = rows[0]["machine"]
     how = (" Time-ordered split: the oldest 50% of the labelled issues train, the next 25% validate, the newest "
            "25% test, the same for every seed (the seeds vary the training slices)." if split == "time" else "")
@@ -370,7 +418,7 @@ def report(args: argparse.Namespace) -> str:
         f"says how many); "
         f"machine: {m['cores']} cores, GPU: {m['gpu'] or 'none'}.{how} Made by `python experiments/benchmark.py "
         f"--dataset {args.dataset}{split_flag} --report` from `{Path(args.results).name}`.", "",
-        *lines, "", "Made by:", "", "```", *commands,
+        *lines, "", "Made by:", "", "```", *made_by,
         f"python experiments/benchmark.py --dataset {args.dataset}{split_flag} --report", "```", "",
         "## Per slice: seeds, training seconds, prediction ms per issue", "", *detail, "",
         "## The book's numbers (its data, for orientation; slices 8..128 and 223)", "",

@@ -140,3 +140,28 @@ def test_table_says_when_a_row_has_fewer_seeds(benchmark, tmp_path):
     text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
     assert "| knn | 0.600±0.100 / 0.200±0.000 |" in text
     assert "| finetune (1 seed) | 0.600 / 0.200 |" in text  # no ±0.000 that one seed cannot give
+
+
+def test_report_marks_rows_run_under_other_defaults_and_gives_each_setting_its_command(benchmark, tmp_path):
+    """A row records the parameters it really trained with; where today's defaults differ the
+    table marks it and says which key changed. Seeds run with different parameters (sklearn's
+    per-seed adapted encoders) get a command each."""
+    from labeler.strategies import get_strategy
+
+    then = {**get_strategy("linear").check_params({}), "description_examples": 0}
+    def row(seed, params, effective=None):
+        r = {"dataset": "sklearn", "strategy": "linear", "variant": "adapted", "params": params, "objective": "micro",
+             "seed": seed, "slice": "8", "n_train": 8, "micro_f1": 0.5, "macro_f1": 0.4, "train_seconds": 0.1,
+             "ms_per_issue": 1.0, "machine": {"cores": 2, "gpu": None}}
+        return {**r, "effective_params": effective} if effective else r
+    assert benchmark.drifted(row(0, {}, then)) == {"description_examples": (0, 10)}
+    assert benchmark.drifted(row(0, {})) == {}  # rows from before effective_params: unknown, not flagged
+    rows = [row(0, {"model": "enc-seed0"}, {**then, "model": "enc-seed0"}),
+            row(1, {"model": "enc-seed1"}), row(2, {"model": "enc-seed1"})]
+    results = tmp_path / "sklearn.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = benchmark.report(argparse.Namespace(dataset="sklearn", results=str(results)))
+    assert "| linear ‡ |" in text
+    assert "linear: `description_examples` was 0, now 10" in text
+    assert "--strategies linear --seeds 0-0 --param 'linear.model=\"enc-seed0\"' --variant adapted" in text
+    assert "--strategies linear --seeds 1-2 --param 'linear.model=\"enc-seed1\"' --variant adapted" in text
