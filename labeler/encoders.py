@@ -15,6 +15,12 @@ to disable it (``cache=False`` does the same for one encoder). ``with cache_disa
 switches it off for the code inside the block (this thread or task only), for every encoder,
 including those that strategies hold: e.g. to time predictions as a new issue would cost them.
 
+``quantize=True`` converts the model's linear layers to int8 (PyTorch dynamic quantization,
+a CPU feature, so the encoder then runs on the CPU whatever ``device`` says): on 2 cores it
+encodes an issue of 128 tokens in about 8 ms instead of 22, with embeddings that differ from
+the float ones (cosine about 0.94), so a model trained on one kind must be served with the
+same kind. It is part of the cache key.
+
 Very long texts are cut by :func:`labeler.hf.truncate_chars` before tokenizing (the tokenizer
 truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
 and the empty text is encoded like any other. Model resolution, the device and truncation
@@ -190,10 +196,11 @@ class Encoder:
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | None = None,
                  batch_size: int = 32, max_length: int = 256, cache: bool | str | os.PathLike = True,
-                 progress: bool | None = None):
+                 progress: bool | None = None, quantize: bool = False):
         self.name = str(model) if model is not None else DEFAULT_ENCODER
         self.path = resolve_model(model)
-        self.device = pick_device(device)
+        self.quantize = bool(quantize)
+        self.device = "cpu" if self.quantize else pick_device(device)  # int8 dynamic quantization runs on CPU
         self.batch_size = int(batch_size)
         self.max_length = int(max_length)
         self.progress = progress
@@ -201,7 +208,8 @@ class Encoder:
             raise ValueError("batch_size and max_length must be positive")
         self.key = hashlib.sha256(
             # the truncation rule is part of the key: a cache written under another rule is not reused
-            f"{model_fingerprint(self.path)}|max_length={self.max_length}|cut={hf.CHARS_PER_TOKEN}|mean|l2".encode()
+            f"{model_fingerprint(self.path)}|max_length={self.max_length}|cut={hf.CHARS_PER_TOKEN}|mean|l2"
+            f"{'|int8' if self.quantize else ''}".encode()
         ).hexdigest()[:32]
         directory = cache_dir() if cache is True else (Path(cache) if cache else None)
         self.cache: EmbeddingCache | None = None
@@ -233,6 +241,10 @@ class Encoder:
         if limit and self.max_length > limit:
             log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
         model.max_seq_length = min(self.max_length, limit or self.max_length)
+        if self.quantize:
+            import torch
+
+            torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         return model
 
     @property
@@ -296,10 +308,10 @@ class Encoder:
 
 
 def get_encoder(model: str | os.PathLike | None = None, *, device: str | None = None, batch_size: int = 32,
-                max_length: int = 256, cache: bool | str = True) -> Encoder:
+                max_length: int = 256, cache: bool | str = True, quantize: bool = False) -> Encoder:
     """An :class:`Encoder`, shared between callers in this process that ask for the same one
     (so a bot or a benchmark loads each model once). The most recently used eight are kept."""
     key = (str(model) if model is not None else None, pick_device(device), int(batch_size), int(max_length),
-           str(cache_dir()) if cache is True else str(cache))
+           str(cache_dir()) if cache is True else str(cache), bool(quantize))
     return _ENCODERS.get_or_create(key, lambda: Encoder(model, device=device, batch_size=batch_size,
-                                                        max_length=max_length, cache=cache))
+                                                        max_length=max_length, cache=cache, quantize=quantize))

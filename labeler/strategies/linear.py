@@ -11,7 +11,8 @@ Features (``features`` parameter):
   ``max_length`` tokens (:mod:`labeler.encoders`, the embedded MiniLM unless ``model`` names
   another, e.g. a domain-adapted encoder directory), scaled by ``embedding_weight``. 128 tokens
   (title and the start of the body) scored as well as 256 on hf-datasets at every slice and
-  better on macro F1 at 128 issues and up, at half the encoding time (experiments/README.md);
+  better on macro F1 at 128 issues and up, at half the encoding time (experiments/README.md).
+  ``quantize`` runs the encoder with int8 linear layers on the CPU (about 2.5x faster);
 * ``both``: the two side by side.
 
 One ``LogisticRegression`` per label (``class_weight="balanced"`` by default). ``C`` is
@@ -85,6 +86,7 @@ class LinearParams(StrategyParams):
     embedding_weight: float = Field(1.0, gt=0, description="scale of the embedding block next to the TF-IDF blocks")
     max_length: int = Field(128, ge=8, description="tokens of each issue the encoder reads for embedding features (fewer: faster)")
     device: str | None = Field(None, description="device for the encoder (cpu, cuda); null: CUDA when available")
+    quantize: bool = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different")
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
@@ -218,7 +220,8 @@ class Linear(Strategy):
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         from labeler.encoders import get_encoder
 
-        encoder = get_encoder(self.params["model"], device=self.params["device"], max_length=int(self.params["max_length"]))
+        encoder = get_encoder(self.params["model"], device=self.params["device"], max_length=int(self.params["max_length"]),
+                              quantize=bool(self.params["quantize"]))
         return encoder.encode(list(texts)) * float(self.params["embedding_weight"])
 
     def features(self, texts: Sequence[str], *, fit: bool = False) -> sp.csr_matrix:

@@ -177,3 +177,19 @@ def test_shared_embeddings_encode_each_text_once_per_block(tiny_bert):
         np.testing.assert_array_equal(a[::-1], b)
         second.encode(["docs"])  # the block is over: encoded again
         assert second.stats["encoded"] == 1
+
+
+def test_quantized_encoder_is_a_cpu_model_of_its_own(tiny_bert):
+    """int8 dynamic quantization: unit-norm embeddings of the same size, on the CPU whatever
+    device was asked for, under a cache key (and a shared model) apart from the float one's."""
+    import torch
+
+    texts = ["pip install fails on windows", "add a dark theme", ""]
+    plain, quantized = Encoder(tiny_bert, cache=False), Encoder(tiny_bert, cache=False, quantize=True, device="cuda")
+    vectors = quantized.encode(texts)
+    assert vectors.shape == plain.encode(texts).shape
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert quantized.device == "cpu" and quantized.key != plain.key
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.model.modules())
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in plain.model.modules())
+    assert get_encoder(tiny_bert, quantize=True) is not get_encoder(tiny_bert)

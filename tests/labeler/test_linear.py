@@ -59,6 +59,16 @@ def test_embedding_and_both_features(toy, tiny_bert, tmp_path):
     assert emb.vectorizers == {} and emb.coef.shape == (32, 3)  # (features: the tiny model's hidden size, labels)
 
 
+def test_quantized_embeddings_are_saved_and_served_as_trained(toy, tiny_bert, tmp_path):
+    """``quantize`` is a saved parameter: the loaded bundle encodes with the int8 encoder again."""
+    texts, label_sets, labels, _ = toy
+    bundle = Bundle.train("linear", texts, label_sets, labels=labels,
+                          params={"features": "embedding", "model": str(tiny_bert), "quantize": True, "C": 1.0})
+    loaded = Bundle.load(bundle.save(tmp_path / "int8"))
+    assert loaded.strategy.params["quantize"] is True
+    np.testing.assert_allclose(loaded.predict_proba(texts), bundle.predict_proba(texts), atol=1e-5)
+
+
 def test_tfidf_prediction_is_fast(toy):
     """Not a benchmark (experiments/ measures speed): a guard against a pathological path,
     e.g. a 200,000-character log not being cut before the character n-grams."""
