@@ -27,12 +27,17 @@ CHEAP = [["naive_bayes", {}], ["linear", {"features": "tfidf"}], ["linear", {"fe
 #: the same candidates with the encoder reading 64 tokens instead of 128
 CHEAP_64 = [[name, {**params, "max_length": 64} if name == "knn" or params.get("features") in ("embedding", "both") else params]
             for name, params in CHEAP]
+#: the same candidates with linear's encoder quantized to int8 (knn has no such option)
+CHEAP_INT8 = [[name, {**params, "quantize": True} if params.get("features") in ("embedding", "both") else params]
+              for name, params in CHEAP]
 CONFIGS = {
     "linear [tfidf]": ("linear", {}),
     "linear [both]": ("linear", {"features": "both"}),
     "linear [both, 64 tokens]": ("linear", {"features": "both", "max_length": 64}),
+    "linear [both, int8]": ("linear", {"features": "both", "quantize": True}),
     "auto [cpu]": ("auto", {"candidates": CHEAP}),
     "auto [cpu, 64 tokens]": ("auto", {"candidates": CHEAP_64}),
+    "auto [cpu, int8]": ("auto", {"candidates": CHEAP_INT8}),
     "auto [cpu, latency_ms=20]": ("auto", {"candidates": CHEAP, "latency_ms": 20}),
 }
 

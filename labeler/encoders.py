@@ -242,9 +242,18 @@ class Encoder:
             log.warning("max_length %d is more than %s takes; using %d", self.max_length, self.name, limit)
         model.max_seq_length = min(self.max_length, limit or self.max_length)
         if self.quantize:
+            import warnings
+
             import torch
 
-            torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            quantize_dynamic = getattr(getattr(getattr(torch, "ao", None), "quantization", None), "quantize_dynamic", None)
+            if quantize_dynamic is None:
+                raise ModelNotAvailableError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic: "
+                                             f"leave quantize off for the encoder {self.name!r}")
+            with warnings.catch_warnings():  # deprecated in favour of torchao, still in the pinned torch
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         return model
 
     @property
