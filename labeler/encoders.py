@@ -200,6 +200,8 @@ class Encoder:
         self.name = str(model) if model is not None else DEFAULT_ENCODER
         self.path = resolve_model(model)
         self.quantize = bool(quantize)
+        if self.quantize and device not in (None, "cpu"):
+            log.warning("quantize: the int8 encoder runs on the CPU, not on %s", device)
         self.device = "cpu" if self.quantize else pick_device(device)  # int8 dynamic quantization runs on CPU
         self.batch_size = int(batch_size)
         self.max_length = int(max_length)
