@@ -248,13 +248,14 @@ class Encoder:
 
             import torch
 
-            quantize_dynamic = getattr(getattr(getattr(torch, "ao", None), "quantization", None), "quantize_dynamic", None)
-            if quantize_dynamic is None:
-                raise ModelNotAvailableError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic: "
-                                             f"leave quantize off for the encoder {self.name!r}")
             with warnings.catch_warnings():  # deprecated in favour of torchao, still in the pinned torch
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", UserWarning)
+                try:
+                    from torch.ao.quantization import quantize_dynamic
+                except ImportError:
+                    raise ModelNotAvailableError(f"torch {torch.__version__} has no torch.ao.quantization.quantize_dynamic: "
+                                                 f"leave quantize off for the encoder {self.name!r}") from None
                 quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         return model
 
