@@ -31,5 +31,9 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     --objective micro+macro --variant "cpu, micro+macro, descriptions"
   $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --param auto.candidates="$CHEAP" \
     --param auto.rank_by='"objective"' --variant "cpu, micro, descriptions"
+  # exactly what `train` does by default on a machine without CUDA: the cheap candidates only
+  # (transformers=auto), the encoder members int8 (quantize=auto), rules tuned for micro+macro
+  $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --objective micro+macro \
+    --variant "default on cpu"
   $PY experiments/benchmark.py --dataset "$ds" --report
 done

@@ -19,7 +19,9 @@ including those that strategies hold: e.g. to time predictions as a new issue wo
 a CPU feature, so the encoder then runs on the CPU whatever ``device`` says): on 2 cores it
 encodes an issue of 128 tokens in about 8 ms instead of 22, with embeddings that differ from
 the float ones (cosine about 0.94), so a model trained on one kind must be served with the
-same kind. It is part of the cache key.
+same kind. It is part of the cache key. Strategies take ``quantize="auto"`` as well
+(:func:`resolve_quantize`: int8 where the encoder would run on the CPU, float on a GPU) and
+store what it resolved to, so a bundle is served as it was trained.
 
 Very long texts are cut by :func:`labeler.hf.truncate_chars` before tokenizing (the tokenizer
 truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
@@ -317,6 +319,15 @@ class Encoder:
                 self.stats["encoded"] += len(part)
                 bar.update(len(part))
         return out
+
+
+def resolve_quantize(quantize: bool | str, device: str | None = None) -> bool:
+    """A strategy's ``quantize`` parameter as the bool an :class:`Encoder` takes: ``"auto"``
+    is int8 where the encoder would run on the CPU (``device`` cpu, or no CUDA), float on a GPU,
+    where int8 dynamic quantization does not run."""
+    if quantize == "auto":
+        return pick_device(device) == "cpu"
+    return bool(quantize)
 
 
 def get_encoder(model: str | os.PathLike | None = None, *, device: str | None = None, batch_size: int = 32,

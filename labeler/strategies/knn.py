@@ -32,6 +32,8 @@ Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
 ``device``             "auto"        torch device for encoding (cuda when available, else cpu)
 ``batch_size``         32            encoding batch size
 ``max_length``         128           tokens per issue (longer texts are truncated)
+``quantize``           false         int8 encoder (CPU only, see :mod:`labeler.encoders`); "auto":
+                                     int8 where the encoder runs on the CPU (stored resolved)
 ``k``, ``m``           None          fix k and/or m instead of tuning them
 ``k_max``              16            largest k tried when tuning (the book: k < 17)
 ``index``              "auto"        "flat", "hnsw", "ivf", or "auto" (flat up to approx_threshold)
@@ -57,7 +59,7 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
-from labeler.encoders import get_encoder
+from labeler.encoders import get_encoder, resolve_quantize
 from labeler.metrics import micro_f1
 from labeler.strategies import register
 from labeler.strategies.base import (Explanation, Labelled, LabelSets, Metadata, Neighbour, Strategy,
@@ -73,6 +75,7 @@ class KNNParams(StrategyParams):
     device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
     batch_size: PositiveInt = Field(32, description="encoding batch size")
     max_length: PositiveInt = Field(128, description="tokens per issue (longer texts are truncated; 128 scored as 256 did on hf-datasets in half the time)")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only); auto: int8 where the encoder runs on the CPU (stored resolved)")
     k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
     m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
     k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")
@@ -178,6 +181,8 @@ class KNN(Strategy):
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params):
         super().__init__(labels, descriptions, **params)
+        if self.params["quantize"] == "auto":  # resolved once, so that it is saved as it was trained
+            self.params["quantize"] = resolve_quantize("auto", self.params["device"])
         self._encoder = None
         self.index = None
         self.on_gpu = False
@@ -194,7 +199,7 @@ class KNN(Strategy):
         if self._encoder is None:
             p = self.params
             self._encoder = get_encoder(p["model"], device=p["device"], batch_size=p["batch_size"],
-                                        max_length=p["max_length"])
+                                        max_length=p["max_length"], quantize=bool(p["quantize"]))
         return self._encoder
 
     def _set_index(self, cpu_index) -> None:

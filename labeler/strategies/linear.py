@@ -12,7 +12,8 @@ Features (``features`` parameter):
   another, e.g. a domain-adapted encoder directory), scaled by ``embedding_weight``. 128 tokens
   (title and the start of the body) scored as well as 256 on hf-datasets at every slice and
   better on macro F1 at 128 issues and up, at half the encoding time (experiments/README.md).
-  ``quantize`` runs the encoder with int8 linear layers on the CPU (about 2.5x faster);
+  ``quantize`` runs the encoder with int8 linear layers on the CPU (about 2.5x faster;
+  ``"auto"``: int8 where the encoder runs on the CPU, resolved when the model is built);
 * ``both``: the two side by side.
 
 One ``LogisticRegression`` per label (``class_weight="balanced"`` by default). ``C`` is
@@ -86,7 +87,7 @@ class LinearParams(StrategyParams):
     embedding_weight: float = Field(1.0, gt=0, description="scale of the embedding block next to the TF-IDF blocks")
     max_length: int = Field(128, ge=8, description="tokens of each issue the encoder reads for embedding features (fewer: faster)")
     device: str | None = Field(None, description="device for the encoder (cpu, cuda); null: CUDA when available")
-    quantize: bool = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different; auto: int8 where the encoder runs on the CPU (stored resolved)")
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
@@ -170,6 +171,10 @@ class Linear(Strategy):
 
     def __init__(self, labels: Sequence[str], descriptions: dict[str, str] | None = None, **params: Any):
         super().__init__(labels, descriptions, **params)
+        if self.params["quantize"] == "auto":  # resolved once, so that it is saved as it was trained
+            from labeler.encoders import resolve_quantize
+
+            self.params["quantize"] = self.uses_embedding and resolve_quantize("auto", self.params["device"])
         #: the fitted TF-IDF blocks by name (word, char, title), in feature order
         self.vectorizers: dict[str, TfidfVectorizer] = {}
         #: the fast transform of the char block (see :class:`CharNgrams`)
