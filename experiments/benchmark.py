@@ -120,8 +120,25 @@ def augment_label(row: dict) -> str:
     return f"+{aug['method']}" + (f":{aug['copies']}" if aug["copies"] != 1 else "")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux): machines that all have 2 cores differ
+    several times over in how fast they encode, so a timing means little without it."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    if "model name" not in fields:
+        return platform.processor() or "unknown"
+    wide = "avx512f" in fields.get("flags", "").split()
+    return (f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}, "
+            f"{'AVX-512' if wide else 'no AVX-512'})")
+
+
 def machine() -> dict:
-    info = {"cores": os.cpu_count(), "platform": platform.platform(terse=True), "gpu": None}
+    info = {"cores": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(terse=True), "gpu": None}
     try:
         import torch
 

@@ -66,6 +66,59 @@ def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
     assert "at least" in tiny.fitted_info["candidates"][1]["skipped"]
 
 
+def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch):
+    """With the default candidates, setfit and finetune are tried only where torch sees CUDA
+    (``transformers="auto"``), and the manifest says why they were not; ``transformers=true``
+    tries them anyway; candidates named explicitly are always tried."""
+    import labeler.hf
+    import labeler.strategies.auto as auto_module
+
+    texts, label_sets, labels, _ = toy
+    tried = []
+    real = get_strategy("naive_bayes")
+
+    def fake(name):
+        class Fake(real):  # stands in for a transformer strategy: records that it was tried
+            def __init__(self, labels, descriptions=None, **params):
+                tried.append(name)
+                super().__init__(labels, descriptions)
+        Fake.name = name
+        return Fake
+
+    registry = __import__("labeler.strategies", fromlist=["REGISTRY"]).REGISTRY
+    for name in ("setfit", "finetune"):
+        monkeypatch.setitem(registry, name, fake(name))
+    # the cheap defaults as naive Bayes, so that the test needs no encoder
+    monkeypatch.setattr(auto_module, "DEFAULT_CANDIDATES", [["naive_bayes", {}, 1], ["setfit", {}, 300],
+                                                            ["finetune", {}, 400]])
+
+    def fit(**params):
+        auto = get_strategy("auto")(labels, budget=10_000, ensembles=False, **params)
+        auto.fit(texts, label_sets, valid=(texts, label_sets))
+        return {c["candidate"]: c.get("skipped") for c in auto.fitted_info["candidates"]}
+
+    report = fit()
+    assert tried == [] and "no CUDA" in report["setfit"] and "no CUDA" in report["finetune"]
+    fit(transformers=True)
+    assert tried == ["setfit", "finetune"]
+    monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cuda")
+    tried.clear()
+    assert fit() == {"naive_bayes": None, "setfit": None, "finetune": None} and tried == ["setfit", "finetune"]
+    monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cpu")
+    tried.clear()
+    assert "transformers=false" in fit(transformers=False)["setfit"]
+    fit(candidates=[["naive_bayes", {}], ["finetune", {}]])
+    assert tried == ["finetune"]
+
+
+def test_default_encoder_members_quantize_where_they_run_on_the_cpu():
+    """The default candidates' encoder members ask for int8 on the CPU (float on a GPU)."""
+    from labeler.strategies.auto import DEFAULT_CANDIDATES
+
+    encoders = [c for c in DEFAULT_CANDIDATES if c[0] == "knn" or c[1].get("features") in ("embedding", "both")]
+    assert len(encoders) == 3 and all(c[1]["quantize"] == "auto" for c in encoders)
+
+
 def test_auto_without_validation_holds_out_part_of_train(toy):
     texts, label_sets, labels, _ = toy
     texts, label_sets = texts * 3, label_sets * 3  # enough to hold a quarter out

@@ -61,6 +61,20 @@ def test_fit_predict_save_reload(toy, tiny_bert, tmp_path):
     assert again.manifest["fitted"]["k"] == info["k"]
 
 
+def test_quantized_encoder_saved_resolved_and_served_as_trained(toy, tiny_bert, tmp_path):
+    """``quantize="auto"`` is int8 on a CPU machine; the bundle saves it resolved and the loaded
+    index is queried with the int8 encoder again."""
+    texts, label_sets, valid, labels = _split(toy)
+    bundle = Bundle.train("knn", texts, label_sets, labels=labels, valid=valid,
+                          params={"model": str(tiny_bert), "quantize": "auto"})
+    assert bundle.strategy.params["quantize"] is True and bundle.strategy.encoder.quantize
+    again = Bundle.load(bundle.save(tmp_path / "int8"))
+    assert again.strategy.params["quantize"] is True and again.strategy.encoder.quantize
+    np.testing.assert_allclose(again.predict_proba(toy[0]), bundle.predict_proba(toy[0]), atol=1e-6)
+    plain = get_strategy("knn")(labels, model=str(tiny_bert))
+    assert plain.params["quantize"] is False and not plain.encoder.quantize
+
+
 def test_explain_returns_neighbours_with_metadata(toy, tiny_bert):
     texts, label_sets, _, labels = toy
     meta = [{"number": 100 + i, "url": f"https://example/{100 + i}"} for i in range(len(texts))]

@@ -69,6 +69,23 @@ def test_quantized_embeddings_are_saved_and_served_as_trained(toy, tiny_bert, tm
     np.testing.assert_allclose(loaded.predict_proba(texts), bundle.predict_proba(texts), atol=1e-5)
 
 
+def test_quantize_auto_is_resolved_when_built_and_saved_resolved(toy, tiny_bert, tmp_path, monkeypatch):
+    """``quantize="auto"``: int8 where the encoder runs on the CPU, float where torch sees CUDA;
+    what it resolved to is what the bundle saves, so a model trained on a GPU machine is served
+    with float embeddings on a CPU one."""
+    import labeler.hf
+
+    texts, label_sets, labels, _ = toy
+    common = {"features": "embedding", "model": str(tiny_bert), "quantize": "auto", "C": 1.0}
+    bundle = Bundle.train("linear", texts, label_sets, labels=labels, params=common)
+    assert bundle.strategy.params["quantize"] is True  # no CUDA here
+    assert Bundle.load(bundle.save(tmp_path / "cpu")).strategy.params["quantize"] is True
+    assert get_strategy("linear")(labels, quantize="auto").params["quantize"] is False  # tfidf: no encoder
+    assert get_strategy("linear")(labels, **{**common, "device": "cpu"}).params["quantize"] is True
+    monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cuda")
+    assert get_strategy("linear")(labels, **common).params["quantize"] is False
+
+
 def test_tfidf_prediction_is_fast(toy):
     """Not a benchmark (experiments/ measures speed): a guard against a pathological path,
     e.g. a 200,000-character log not being cut before the character n-grams."""
