@@ -176,7 +176,9 @@ def effective_params(strategy: str, params: dict[str, dict]) -> dict:
 
 def drifted(row: dict) -> dict[str, tuple]:
     """``{key: (then, now)}`` for each parameter whose default has changed since ``row`` was
-    run; empty for rows that predate ``effective_params`` or a strategy that no longer exists."""
+    run; empty for rows that predate ``effective_params`` or a strategy that no longer exists.
+    A parameter added since the row ran is not a changed default (new parameters default to
+    what the code did before, or their change is the code's, which no parameter records)."""
     then = row.get("effective_params")
     if not then:
         return {}
@@ -184,7 +186,7 @@ def drifted(row: dict) -> dict[str, tuple]:
         now = effective_params(row["strategy"], {row["strategy"]: row["params"]})
     except (LabelerError, KeyError):
         return {}
-    return {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
+    return {k: (then[k], now.get(k)) for k in sorted(then) if then[k] != now.get(k)}
 
 
 def commands(dataset: str, split_flag: str, strategy: str, variant: str, augmented: str,

@@ -153,7 +153,7 @@ def _cross_fit(member_scores: np.ndarray, y: np.ndarray, folds: int, seed: int) 
 
 
 class AutoParams(StrategyParams):
-    budget: float = Field(600.0, gt=0, description="seconds for fitting all candidates (on 2 CPU cores 600 fits the cheap ones and one transformer on 1,000 issues)")
+    budget: float = Field(600.0, gt=0, description="seconds for fitting all candidates (on 2 CPU cores 600 fits the cheap ones and, with transformers on, one transformer on 1,000 issues)")
     candidates: list[str | list[Any]] | None = Field(
         None, description="[[name, params], ...] or [[name, params, seconds per 1,000 issues], ...], cheapest first; null: naive_bayes, linear (tfidf, embedding), knn, linear (both), setfit, finetune")
     transformers: bool | Literal["auto"] = Field(

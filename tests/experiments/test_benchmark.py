@@ -156,6 +156,8 @@ def test_report_marks_rows_run_under_other_defaults_and_gives_each_setting_its_c
         return {**r, "effective_params": effective} if effective else r
     assert benchmark.drifted(row(0, {}, then)) == {"description_examples": (0, 10)}
     assert benchmark.drifted(row(0, {})) == {}  # rows from before effective_params: unknown, not flagged
+    older = {k: v for k, v in then.items() if k != "quantize"}  # run before quantize existed
+    assert benchmark.drifted(row(0, {}, older)) == {"description_examples": (0, 10)}
     rows = [row(0, {"model": "enc-seed0"}, {**then, "model": "enc-seed0"}),
             row(1, {"model": "enc-seed1"}), row(2, {"model": "enc-seed1"})]
     results = tmp_path / "sklearn.jsonl"
