@@ -43,6 +43,9 @@ from labeler.pipeline import prepare  # noqa: E402
 from labeler.splits import split_indices  # noqa: E402
 from labeler.strategies import get_strategy  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "experiments"))
+from benchmark import cpu_model  # noqa: E402
+
 #: --dataset: (data file under the data directory, label map)
 DATASETS = {"hf-datasets": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets.yml"),
             "sklearn": ("sklearn-issues.jsonl.gz", "experiments/labels/sklearn.yml")}
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": f"{args.dataset} ({data_file}, {label_map})",
         "split": f"split_indices seed {args.seed}; training on {note}",
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(terse=True),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "limit_seconds": args.limit,
