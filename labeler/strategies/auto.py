@@ -12,7 +12,8 @@ How it decides:
    TF-IDF, ``linear`` on frozen embeddings, ``knn``, ``linear`` on both, then ``setfit`` and
    ``finetune`` where torch sees a CUDA GPU (``transformers``: on 2 CPU cores they took ten
    times as long as the rest for no gain). The encoder members run int8 on the CPU
-   (``quantize="auto"``), so the served bundle answers in under 20 ms per issue there. Before each one the remaining budget is checked against what the candidate is
+   (``quantize="auto"``; ``quantize=false`` for float), so the served bundle encodes an issue
+   2-2.5 times as fast there, for about .01 macro F1 on average. Before each one the remaining budget is checked against what the candidate is
    expected to cost; the transformer candidates get what is left as their own wall-clock budget
    (``max_seconds``) and stop cleanly there. A candidate that fails is recorded and skipped.
    ``latency_ms`` excludes members whose prediction (embedding cache off) is slower per issue.
@@ -60,8 +61,8 @@ from labeler.strategies.base import Explanation, Labelled, LabelSets, Metadata, 
 log = logging.getLogger(__name__)
 
 #: (name, params, expected seconds per 1,000 training issues on 2 CPU cores)
-#: The encoder members quantize "auto": int8 where they run on the CPU, which serves an issue in
-#: under 20 ms on 2 cores at no measurable cost to the ensemble (experiments/README.md).
+#: The encoder members' "quantize" is auto's own ``quantize`` parameter (default "auto": int8
+#: where they run on the CPU, see AutoParams).
 DEFAULT_CANDIDATES: list[list[Any]] = [
     ["naive_bayes", {}, 1],
     ["linear", {"features": "tfidf"}, 30],
@@ -158,6 +159,8 @@ class AutoParams(StrategyParams):
         None, description="[[name, params], ...] or [[name, params, seconds per 1,000 issues], ...], cheapest first; null: naive_bayes, linear (tfidf, embedding), knn, linear (both), setfit, finetune")
     transformers: bool | Literal["auto"] = Field(
         "auto", description="include setfit and finetune when candidates is null: auto = only where torch sees a CUDA GPU (on 2 CPU cores they took ten times as long for no gain, experiments/README.md)")
+    quantize: bool | Literal["auto"] = Field(
+        "auto", description="the default candidates' encoder members (linear on embeddings, knn): int8 (true), float (false), or int8 where they run on the CPU (auto: under 20 ms per issue, about .01 less macro F1 on average, experiments/README.md)")
     objective: str = Field("micro+macro", description="what each candidate's decision rule is tuned for: micro, macro, micro+macro (their mean) or precision=P")
     rank_by: Literal["micro+macro", "objective"] = Field(
         "micro+macro", description="candidates and ensembles are compared by the mean of validation micro and macro F1, or by the objective's F1 alone (micro F1 for precision=P)")
@@ -226,6 +229,8 @@ class Auto(Strategy):
             if isinstance(item, str):
                 item = [item, {}]
             name, params = item[0], dict(item[1] if len(item) > 1 else {})
+            if not self.params["candidates"] and "quantize" in params:
+                params["quantize"] = self.params["quantize"]
             get_strategy(name).check_params(params)  # an unknown name or bad parameter fails before any training
             cost = float(item[2]) if len(item) > 2 else dict((c[0], c[2]) for c in DEFAULT_CANDIDATES).get(name, 60)
             out.append((name, params, cost, leave_out if name in BUDGETED else None))

@@ -111,12 +111,17 @@ def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch)
     assert tried == ["finetune"]
 
 
-def test_default_encoder_members_quantize_where_they_run_on_the_cpu():
-    """The default candidates' encoder members ask for int8 on the CPU (float on a GPU)."""
-    from labeler.strategies.auto import DEFAULT_CANDIDATES
-
-    encoders = [c for c in DEFAULT_CANDIDATES if c[0] == "knn" or c[1].get("features") in ("embedding", "both")]
-    assert len(encoders) == 3 and all(c[1]["quantize"] == "auto" for c in encoders)
+def test_default_encoder_members_take_autos_quantize():
+    """The default candidates' encoder members (linear on embeddings or both, knn) get auto's
+    ``quantize`` (default "auto": int8 where they run on the CPU); candidates given explicitly
+    keep their own."""
+    auto = get_strategy("auto")(["a", "b"])
+    encoders = [(n, p) for n, p, _, _ in auto._candidates() if n == "knn" or p.get("features") in ("embedding", "both")]
+    assert len(encoders) == 3 and all(p["quantize"] == "auto" for _, p in encoders)
+    off = get_strategy("auto")(["a", "b"], quantize=False)._candidates()
+    assert [p["quantize"] for n, p, _, _ in off if "quantize" in p] == [False, False, False]
+    given = get_strategy("auto")(["a", "b"], quantize=False, candidates=[["knn", {"quantize": True}]])._candidates()
+    assert given[0][1] == {"quantize": True}
 
 
 def test_auto_without_validation_holds_out_part_of_train(toy):
