@@ -20,8 +20,9 @@ a CPU feature, so the encoder then runs on the CPU whatever ``device`` says): on
 encodes an issue of 128 tokens in about 8 ms instead of 22, with embeddings that differ from
 the float ones (cosine about 0.94), so a model trained on one kind must be served with the
 same kind. It is part of the cache key. Strategies take ``quantize="auto"`` as well
-(:func:`resolve_quantize`: int8 where the encoder would run on the CPU, float on a GPU) and
-store what it resolved to, so a bundle is served as it was trained.
+(:func:`resolve_quantize`: int8 where the encoder would run on a CPU with AVX-512, float on
+other CPUs, where int8 gained little, and on a GPU) and store what it resolved to, so a bundle
+is served as it was trained.
 
 Very long texts are cut by :func:`labeler.hf.truncate_chars` before tokenizing (the tokenizer
 truncates to ``max_length`` tokens anyway; the cut only saves tokenizing 200,000 characters),
@@ -321,12 +322,22 @@ class Encoder:
         return out
 
 
+def fast_int8_cpu() -> bool:
+    """Whether this CPU runs int8 dynamic quantization fast: torch's CPU capability is AVX-512.
+    There the int8 MiniLM encoded an issue of 128 tokens 2.5 times as fast as float (8 ms
+    against 22 on 2 cores); on an AVX2-only CPU (AMD EPYC, family 23) it was 0-15% faster,
+    not worth the embeddings' small loss of accuracy (experiments/README.md)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
 def resolve_quantize(quantize: bool | str, device: str | None = None) -> bool:
     """A strategy's ``quantize`` parameter as the bool an :class:`Encoder` takes: ``"auto"``
-    is int8 where the encoder would run on the CPU (``device`` cpu, or no CUDA), float on a GPU,
-    where int8 dynamic quantization does not run."""
+    is int8 where the encoder would run on a CPU (``device`` cpu, or no CUDA) that runs int8
+    fast (:func:`fast_int8_cpu`), else float (int8 dynamic quantization does not run on a GPU)."""
     if quantize == "auto":
-        return pick_device(device) == "cpu"
+        return pick_device(device) == "cpu" and fast_int8_cpu()
     return bool(quantize)
 
 

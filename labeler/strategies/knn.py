@@ -33,7 +33,7 @@ Parameters (all optional, JSON values; validated by :class:`KNNParams`, which
 ``batch_size``         32            encoding batch size
 ``max_length``         128           tokens per issue (longer texts are truncated)
 ``quantize``           false         int8 encoder (CPU only, see :mod:`labeler.encoders`); "auto":
-                                     int8 where the encoder runs on the CPU (stored resolved)
+                                     int8 on a CPU with AVX-512 (stored resolved)
 ``k``, ``m``           None          fix k and/or m instead of tuning them
 ``k_max``              16            largest k tried when tuning (the book: k < 17)
 ``index``              "auto"        "flat", "hnsw", "ivf", or "auto" (flat up to approx_threshold)
@@ -75,7 +75,7 @@ class KNNParams(StrategyParams):
     device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
     batch_size: PositiveInt = Field(32, description="encoding batch size")
     max_length: PositiveInt = Field(128, description="tokens per issue (longer texts are truncated; 128 scored as 256 did on hf-datasets in half the time)")
-    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only); auto: int8 where the encoder runs on the CPU (stored resolved)")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only); auto: int8 where the encoder runs on a CPU with AVX-512, where it pays (stored resolved)")
     k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
     m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
     k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")

@@ -193,3 +193,20 @@ def test_quantized_encoder_is_a_cpu_model_of_its_own(tiny_bert):
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.model.modules())
     assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in plain.model.modules())
     assert get_encoder(tiny_bert, quantize=True) is not get_encoder(tiny_bert)
+
+
+def test_resolve_quantize_int8_only_where_the_cpu_runs_it_fast(monkeypatch):
+    """``quantize="auto"``: int8 on a CPU whose torch capability is AVX-512, float on an
+    AVX2-only CPU and on a GPU; a bool is kept as given."""
+    import torch
+
+    import labeler.encoders as encoders
+
+    assert encoders.resolve_quantize(True, "cuda") is True and encoders.resolve_quantize(False) is False
+    for capability, fast in [("AVX512", True), ("AVX2", False), ("DEFAULT", False)]:
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert encoders.fast_int8_cpu() is fast
+        assert encoders.resolve_quantize("auto", "cpu") is fast
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(encoders, "pick_device", lambda requested=None: "cuda")
+    assert encoders.resolve_quantize("auto") is False

@@ -61,13 +61,17 @@ def test_fit_predict_save_reload(toy, tiny_bert, tmp_path):
     assert again.manifest["fitted"]["k"] == info["k"]
 
 
-def test_quantized_encoder_saved_resolved_and_served_as_trained(toy, tiny_bert, tmp_path):
-    """``quantize="auto"`` is int8 on a CPU machine; the bundle saves it resolved and the loaded
-    index is queried with the int8 encoder again."""
+def test_quantized_encoder_saved_resolved_and_served_as_trained(toy, tiny_bert, tmp_path, monkeypatch):
+    """``quantize="auto"`` is int8 on a CPU with fast int8; the bundle saves it resolved and the
+    loaded index is queried with the int8 encoder again, wherever it is loaded."""
+    import labeler.encoders
+
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: True)
     texts, label_sets, valid, labels = _split(toy)
     bundle = Bundle.train("knn", texts, label_sets, labels=labels, valid=valid,
                           params={"model": str(tiny_bert), "quantize": "auto"})
     assert bundle.strategy.params["quantize"] is True and bundle.strategy.encoder.quantize
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: False)  # served on an AVX2-only CPU
     again = Bundle.load(bundle.save(tmp_path / "int8"))
     assert again.strategy.params["quantize"] is True and again.strategy.encoder.quantize
     np.testing.assert_allclose(again.predict_proba(toy[0]), bundle.predict_proba(toy[0]), atol=1e-6)

@@ -70,11 +70,12 @@ def test_quantized_embeddings_are_saved_and_served_as_trained(toy, tiny_bert, tm
 
 
 def test_quantize_auto_is_resolved_when_built_and_saved_resolved(toy, tiny_bert, tmp_path, monkeypatch):
-    """``quantize="auto"``: int8 where the encoder runs on the CPU, float where torch sees CUDA;
-    what it resolved to is what the bundle saves, so a model trained on a GPU machine is served
-    with float embeddings on a CPU one."""
-    import labeler.hf
+    """``quantize="auto"``: int8 where the encoder runs on a CPU with fast int8 (AVX-512),
+    float on other CPUs and where torch sees CUDA; what it resolved to is what the bundle saves,
+    so a model trained on one machine is served with the same embeddings on another."""
+    import labeler.encoders
 
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: True)
     texts, label_sets, labels, _ = toy
     common = {"features": "embedding", "model": str(tiny_bert), "quantize": "auto", "C": 1.0}
     bundle = Bundle.train("linear", texts, label_sets, labels=labels, params=common)
@@ -82,7 +83,10 @@ def test_quantize_auto_is_resolved_when_built_and_saved_resolved(toy, tiny_bert,
     assert Bundle.load(bundle.save(tmp_path / "cpu")).strategy.params["quantize"] is True
     assert get_strategy("linear")(labels, quantize="auto").params["quantize"] is False  # tfidf: no encoder
     assert get_strategy("linear")(labels, **{**common, "device": "cpu"}).params["quantize"] is True
-    monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cuda")
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: False)  # an AVX2-only CPU
+    assert get_strategy("linear")(labels, **common).params["quantize"] is False
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: True)
+    monkeypatch.setattr(labeler.encoders, "pick_device", lambda requested=None: "cuda")
     assert get_strategy("linear")(labels, **common).params["quantize"] is False
 
 
