@@ -14,9 +14,10 @@ How it decides:
    times as long as the rest for no gain). The encoder members run int8 on a CPU with AVX-512
    (``quantize="auto"``; ``false`` for float, ``true`` for int8 on any CPU), where the served
    bundle then encodes an issue 2.5 times as fast, for about .01 macro F1 on average; on
-   AVX2-only CPUs int8 was barely faster, so they stay float. Before each one the remaining budget is checked against what the candidate is
-   expected to cost; the transformer candidates get what is left as their own wall-clock budget
-   (``max_seconds``) and stop cleanly there. A candidate that fails is recorded and skipped.
+   AVX2-only CPUs int8 was barely faster, so they stay float there. Before each candidate the
+   remaining budget is checked against what it is expected to cost; the transformer
+   candidates get what is left as their own wall-clock budget (``max_seconds``) and stop
+   cleanly there. A candidate that fails is recorded and skipped.
    ``latency_ms`` excludes members whose prediction (embedding cache off) is slower per issue.
 3. **Ensembles**, fitted on validation scores only: ``mean`` (the average score of the best
    ``mean_top`` members) and ``stack`` (per label, a logistic regression over the members'
@@ -214,17 +215,15 @@ class Auto(Strategy):
     def _candidates(self) -> list[tuple[str, dict, float, str | None]]:
         """``(name, params, expected seconds per 1,000 issues, why it is left out or None)``."""
         raw = self.params["candidates"] or DEFAULT_CANDIDATES
-        leave_out = None
+        leave_out = None  # why the default list's transformers are not tried
         if not self.params["candidates"]:
-            wanted = self.params["transformers"]
-            if wanted == "auto":
+            if self.params["transformers"] == "auto":
                 from labeler.hf import pick_device
 
-                wanted = pick_device(None) != "cpu"
-                leave_out = "no CUDA GPU: transformers=auto leaves setfit and finetune to GPU machines"
-            else:
+                if pick_device(None) == "cpu":
+                    leave_out = "no CUDA GPU: transformers=auto leaves setfit and finetune to GPU machines"
+            elif not self.params["transformers"]:
                 leave_out = "transformers=false"
-            leave_out = None if wanted else leave_out
         out = []
         for item in raw:
             if isinstance(item, str):

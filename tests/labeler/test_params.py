@@ -16,10 +16,11 @@ from labeler.strategies.base import Strategy, StrategyParams, describe_params, p
 
 BUILT_IN = ["naive_bayes", "knn", "zero_shot", "finetune", "setfit"]
 #: the defaults as the strategies had them (DEFAULTS dicts) before Params classes: kept identical,
-#: except the CPU budget defaults of finetune and setfit and knn's 128 tokens (issue #7; the values before: EARLIER_DEFAULTS)
+#: except the CPU budget defaults of finetune and setfit and knn's 128 tokens (issue #7; the values before: EARLIER_DEFAULTS),
+#: plus parameters added since with a default that keeps the old behaviour (knn's quantize, off)
 OLD_DEFAULTS = {
     "naive_bayes": {"alpha": 1.0, "ngram_max": 1, "min_df": 1, "lowercase": True},
-    "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 128, "k": None, "m": None,
+    "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 128, "quantize": False, "k": None, "m": None,
             "k_max": 16, "index": "auto", "approx_threshold": 50000, "hnsw_m": 32, "ef_search": 128,
             "nlist": None, "nprobe": 16, "use_gpu": "auto", "tiebreak": "similarity"},
     "zero_shot": {"variant": "auto", "model": None, "nli_model": None, "template": "This issue is about {label}.",
