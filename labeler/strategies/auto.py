@@ -274,6 +274,8 @@ class Auto(Strategy):
             t0 = self.clock()
             try:
                 member = get_strategy(name)(self.labels, self.descriptions, **params)
+                # what an "auto" parameter resolved to (quantize=auto: true or false) shows in the name
+                entry["candidate"] = _describe(name, {k: member.params.get(k, v) for k, v in params.items()})
                 member.fit(fit_texts, fit_sets, valid=valid, unlabelled=unlabelled, metadata=fit_metadata)
                 t1 = self.clock()
                 scores = member.predict_proba(valid[0])

@@ -111,6 +111,20 @@ def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch)
     assert tried == ["finetune"]
 
 
+def test_candidate_names_show_what_auto_parameters_resolved_to(toy, tiny_bert, monkeypatch):
+    """The manifest names a member by the parameters it really used: quantize=auto shows as
+    quantize=True or False, so a maintainer can tell an int8 bundle from a float one."""
+    import labeler.encoders
+
+    monkeypatch.setattr(labeler.encoders, "fast_int8_cpu", lambda: False)
+    texts, label_sets, labels, _ = toy
+    auto = get_strategy("auto")(labels, ensembles=False, candidates=[
+        ["linear", {"features": "embedding", "model": str(tiny_bert), "quantize": "auto"}]])
+    auto.fit(texts, label_sets, valid=(texts, label_sets))
+    name = auto.fitted_info["candidates"][0]["candidate"]
+    assert "quantize=False" in name and auto.fitted_info["chosen"] == name
+
+
 def test_default_encoder_members_take_autos_quantize():
     """The default candidates' encoder members (linear on embeddings or both, knn) get auto's
     ``quantize`` (default "auto": int8 where they run on the CPU); candidates given explicitly
