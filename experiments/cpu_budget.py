@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -44,7 +43,7 @@ from labeler.splits import split_indices  # noqa: E402
 from labeler.strategies import get_strategy  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "experiments"))
-from benchmark import cpu_model  # noqa: E402
+from benchmark import machine  # noqa: E402
 
 #: --dataset: (data file under the data directory, label map)
 DATASETS = {"hf-datasets": ("hf-datasets-issues.jsonl.gz", "experiments/labels/hf-datasets.yml"),
@@ -234,9 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": f"{args.dataset} ({data_file}, {label_map})",
         "split": f"split_indices seed {args.seed}; training on {note}",
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(terse=True),
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": {**machine(), "torch_threads": torch.get_num_threads()},
         "limit_seconds": args.limit,
         "import_seconds": round(import_seconds, 2),
         "load_note": args.load_note or "not recorded",

@@ -323,10 +323,11 @@ class Encoder:
 
 
 def fast_int8_cpu() -> bool:
-    """Whether this CPU runs int8 dynamic quantization fast: torch's CPU capability is AVX-512.
-    There the int8 MiniLM encoded an issue of 128 tokens 2.5 times as fast as float (8 ms
-    against 22 on 2 cores); on an AVX2-only CPU (AMD EPYC, family 23) it was 0-15% faster,
-    not worth the embeddings' small loss of accuracy (experiments/README.md)."""
+    """Whether this CPU should run int8 dynamic quantization: torch's CPU capability is AVX-512.
+    On an AVX2-only CPU (AMD EPYC, family 23) the int8 MiniLM was 0-15% faster than float, not
+    worth the embeddings' small loss of accuracy; on an earlier 2-core machine, whose CPU was
+    not recorded but whose speed-up suggests AVX-512 (VNNI), it was 2.5 times as fast (8 ms
+    against 22 per issue of 128 tokens; experiments/README.md)."""
     import torch
 
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")

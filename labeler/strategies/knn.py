@@ -75,7 +75,7 @@ class KNNParams(StrategyParams):
     device: str = Field("auto", description="torch device for encoding: auto (cuda when available), cpu, cuda, ...")
     batch_size: PositiveInt = Field(32, description="encoding batch size")
     max_length: PositiveInt = Field(128, description="tokens per issue (longer texts are truncated; 128 scored as 256 did on hf-datasets in half the time)")
-    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only); auto: int8 where the encoder runs on a CPU with AVX-512, where it pays (stored resolved)")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only); auto: int8 where the encoder runs on a CPU with AVX-512 (stored resolved)")
     k: Optional[PositiveInt] = Field(None, description="fix k (neighbours that vote) instead of tuning it")
     m: Optional[PositiveInt] = Field(None, description="fix m (votes a label needs) instead of tuning it")
     k_max: PositiveInt = Field(16, description="largest k tried when tuning (the book: k < 17)")

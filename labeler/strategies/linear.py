@@ -88,7 +88,7 @@ class LinearParams(StrategyParams):
     embedding_weight: float = Field(1.0, gt=0, description="scale of the embedding block next to the TF-IDF blocks")
     max_length: int = Field(128, ge=8, description="tokens of each issue the encoder reads for embedding features (fewer: faster)")
     device: str | None = Field(None, description="device for the encoder (cpu, cuda); null: CUDA when available")
-    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different; auto: int8 where the encoder runs on a CPU with AVX-512, where it pays (stored resolved)")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different; auto: int8 where the encoder runs on a CPU with AVX-512 (stored resolved)")
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:

@@ -127,7 +127,7 @@ def test_candidate_names_show_what_auto_parameters_resolved_to(toy, tiny_bert, m
 
 def test_default_encoder_members_take_autos_quantize():
     """The default candidates' encoder members (linear on embeddings or both, knn) get auto's
-    ``quantize`` (default "auto": int8 where they run on the CPU); candidates given explicitly
+    ``quantize`` (default "auto": int8 where they run on a CPU with AVX-512); candidates given explicitly
     keep their own."""
     auto = get_strategy("auto")(["a", "b"])
     encoders = [(n, p) for n, p, _, _ in auto._candidates() if n == "knn" or p.get("features") in ("embedding", "both")]
