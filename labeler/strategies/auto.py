@@ -13,8 +13,8 @@ How it decides:
    ``finetune`` where torch sees a CUDA GPU (``transformers``: on 2 CPU cores they took ten
    times as long as the rest for no gain). The encoder members run int8 on a CPU with AVX-512
    (``quantize="auto"``; ``false`` for float, ``true`` for int8 on any CPU): int8 costs about
-   .01 macro F1 on average; it encoded 2.5 times as fast on a machine that presumably had
-   AVX-512 and barely faster on an AVX2-only one, so they stay float there. Before each candidate the
+   .01 macro F1 on average; it encoded about twice as fast on an AVX-512 CPU and barely
+   faster on an AVX2-only one, so they stay float there. Before each candidate the
    remaining budget is checked against what it is expected to cost; the transformer
    candidates get what is left as their own wall-clock budget (``max_seconds``) and stop
    cleanly there. A candidate that fails is recorded and skipped.
@@ -162,7 +162,7 @@ class AutoParams(StrategyParams):
     transformers: bool | Literal["auto"] = Field(
         "auto", description="include setfit and finetune when candidates is null: auto = only where torch sees a CUDA GPU (on 2 CPU cores they took ten times as long for no gain, experiments/README.md)")
     quantize: bool | Literal["auto"] = Field(
-        "auto", description="the default candidates' encoder members (linear on embeddings, knn): int8 (true), float (false), or int8 where they run on a CPU with AVX-512 (auto; int8 costs about .01 macro F1 on average, and was 2.5 times as fast as float on a machine that presumably had AVX-512, barely faster on an AVX2-only one, experiments/README.md)")
+        "auto", description="the default candidates' encoder members (linear on embeddings, knn): int8 (true), float (false), or int8 where they run on a CPU with AVX-512 (auto; int8 costs about .01 macro F1 on average, and about twice as fast as float on an AVX-512 CPU, barely faster on an AVX2-only one, experiments/README.md)")
     objective: str = Field("micro+macro", description="what each candidate's decision rule is tuned for: micro, macro, micro+macro (their mean) or precision=P")
     rank_by: Literal["micro+macro", "objective"] = Field(
         "micro+macro", description="candidates and ensembles are compared by the mean of validation micro and macro F1, or by the objective's F1 alone (micro F1 for precision=P)")

@@ -12,7 +12,8 @@ Features (``features`` parameter):
   another, e.g. a domain-adapted encoder directory), scaled by ``embedding_weight``. 128 tokens
   (title and the start of the body) scored as well as 256 on hf-datasets at every slice and
   better on macro F1 at 128 issues and up, at half the encoding time (experiments/README.md).
-  ``quantize`` runs the encoder with int8 linear layers on the CPU (about 2.5x faster;
+  ``quantize`` runs the encoder with int8 linear layers on the CPU (about twice as fast
+  on a CPU with AVX-512;
   ``"auto"``: int8 where the encoder runs on a CPU with AVX-512, resolved when the model is
   built: on AVX2-only CPUs int8 was barely faster);
 * ``both``: the two side by side.
@@ -88,7 +89,7 @@ class LinearParams(StrategyParams):
     embedding_weight: float = Field(1.0, gt=0, description="scale of the embedding block next to the TF-IDF blocks")
     max_length: int = Field(128, ge=8, description="tokens of each issue the encoder reads for embedding features (fewer: faster)")
     device: str | None = Field(None, description="device for the encoder (cpu, cuda); null: CUDA when available")
-    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about 2.5x faster on CPU, slightly different; auto: int8 where the encoder runs on a CPU with AVX-512 (stored resolved)")
+    quantize: bool | Literal["auto"] = Field(False, description="int8 dynamic quantization of the encoder (CPU only): embeddings about twice as fast on a CPU with AVX-512, barely faster without, slightly different; auto: int8 where the encoder runs on a CPU with AVX-512 (stored resolved)")
 
 
 def _ap(y: np.ndarray, scores: np.ndarray) -> float:
