@@ -8,15 +8,21 @@ Training follows setfit's own two phases:
    with ``CosineSimilarityLoss``. ``num_iterations`` pairs per issue and class (positive,
    negative) are drawn, so the work grows linearly with the number of issues; ``max_steps`` and
    ``max_seconds`` bound it (when the wall clock runs out, the body tuned so far is kept).
-2. **Head**: one scikit-learn ``LogisticRegression`` per label on the tuned embeddings, which
-   is exactly what setfit's one-vs-rest head (``OneVsRestClassifier(LogisticRegression())``)
-   computes. A label with no positive (or no negative) training issue gets a constant score,
-   its training base rate, as in ``naive_bayes``. Per-label thresholds are tuned on validation
-   by :class:`labeler.bundle.Bundle`; this strategy returns the heads' probabilities.
+2. **Head**: by default (``head="logistic"``) one scikit-learn ``LogisticRegression`` per
+   label on the tuned embeddings, which is exactly what setfit's one-vs-rest head
+   (``OneVsRestClassifier(LogisticRegression())``) computes. A label with no positive (or no
+   negative) training issue gets a constant score, its training base rate, as in
+   ``naive_bayes``. ``head="linear"`` fits the :mod:`linear <labeler.strategies.linear>`
+   strategy instead, on TF-IDF n-grams and the tuned embeddings side by side
+   (``features="both"``, its C tuned on validation, its out-of-fold scores given to the
+   decision rule): the tuned encoder in place of the frozen one in ``linear``'s strongest
+   variant. Per-label thresholds are tuned on validation by :class:`labeler.bundle.Bundle`;
+   this strategy returns the head's probabilities.
 
 No pickles: setfit's ``SetFitModel.save_pretrained`` writes the sklearn head with joblib (a
 pickle), so the bundle instead holds the body written by the sentence-transformer's own
-``save_pretrained`` (safetensors) in ``body/`` and the heads' coefficients in ``head.npz``;
+``save_pretrained`` (safetensors) in ``body/`` and the heads' coefficients in ``head.npz``
+(or, with ``head="linear"``, the ``linear`` model in ``linear/``, in its own format);
 loading reads the body with ``SentenceTransformer`` (never ``SetFitModel.from_pretrained``,
 which would ``joblib.load`` a ``model_head.pkl`` if one were there) and rebuilds the heads.
 """
@@ -24,10 +30,12 @@ which would ``joblib.load`` a ``model_head.pkl`` if one were there) and rebuilds
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
@@ -62,6 +70,11 @@ class SetFitParams(StrategyParams):
                                                                      "1,000 issues train and tune in under 10 "
                                                                      "minutes on 2 CPU cores")
     encode_batch_size: PositiveInt = Field(64, description="batch size when embedding issues for the head and scoring")
+    head: Literal["logistic", "linear"] = Field("logistic", description="logistic: setfit's one-vs-rest logistic "
+                                                "regression on the tuned embeddings; linear: the linear strategy "
+                                                "on TF-IDF n-grams and the tuned embeddings side by side")
+    head_params: dict[str, Any] = Field({}, description="parameters of the linear head (see linear; default "
+                                                        "features=both); its model, max_length and device are setfit's")
     progress: bool = Field(False, description="show setfit's progress bars and logs")
 
 
@@ -101,6 +114,10 @@ class SetFit(Strategy):
       tuning within 10 minutes for 1,000 issues on 2 CPU cores (``experiments/cpu_budget.py``).
     - ``encode_batch_size`` [64]: batch size when embedding issues for the head and scoring.
     - ``progress`` [False]: show setfit's progress bars and logs.
+    - ``head`` ["logistic"]: setfit's own head, or ``"linear"``: the ``linear`` strategy on TF-IDF
+      and the tuned embeddings (see the module docstring), with ``head_params`` [{}] as its
+      parameters (``features`` defaults to ``"both"``; ``model``, ``max_length`` and ``device``
+      are setfit's and cannot be set there).
     """
 
     name = "setfit"
@@ -116,8 +133,25 @@ class SetFit(Strategy):
         self.constant = np.zeros(n)
         self.coef = np.zeros((0, 0))
         self.intercept = np.zeros(0)
+        #: with head="linear": the fitted linear strategy, and the directory of the tuned body it reads
+        self.head_model: Any = None
+        self._body_dir: Path | None = None
+        if self.params["head"] == "linear":
+            from labeler.errors import ParameterError
+            from labeler.strategies.linear import Linear
+
+            fixed = sorted(set(self.params["head_params"]) & {"model", "max_length", "device"})
+            if fixed:
+                raise ParameterError(f"setfit: head_params cannot set {', '.join(fixed)}: the linear head reads "
+                                     "setfit's tuned body with setfit's own max_length and device")
+            Linear.check_params(self._linear_params(Path(".")))  # a bad key fails here, not after the tuning
 
     # -- helpers --------------------------------------------------------------------------
+    def _linear_params(self, body: Path) -> dict[str, Any]:
+        """Parameters of the linear head that reads the tuned body saved in ``body``."""
+        return {"features": "both", **self.params["head_params"], "model": str(body),
+                "max_length": int(self.params["max_length"]), "device": self.device}
+
     def _load_body(self, source: str):
         from sentence_transformers import SentenceTransformer
 
@@ -146,6 +180,7 @@ class SetFit(Strategy):
         self.device = pick_device(p["device"])
         quiet = not p["progress"]
         max_length = int(p["max_length"])
+        full_texts = list(texts)  # the linear head's TF-IDF reads more than the body's tokens
         texts = [truncate_chars(t, max_length) for t in texts]
         y = self.binarize(label_sets)
         positives = y.sum(axis=0)
@@ -193,12 +228,14 @@ class SetFit(Strategy):
             self.body = model.model_body
             self.body.eval()
 
-            # phase 2: one logistic regression per label that has both classes
+            # phase 2: the linear head, or one logistic regression per label that has both classes
+            if p["head"] == "linear":
+                self._fit_linear_head(full_texts, label_sets, valid)
             get_dim = getattr(self.body, "get_embedding_dimension", None) or self.body.get_sentence_embedding_dimension
             d = get_dim()
             self.coef = np.zeros((int(self.trained.sum()), d))
             self.intercept = np.zeros(int(self.trained.sum()))
-            if self.trained.any():
+            if self.trained.any() and self.head_model is None:
                 emb = self._embed(texts)
                 for row, j in enumerate(np.flatnonzero(self.trained)):
                     lr = LogisticRegression(C=float(p["head_c"]), max_iter=int(p["head_max_iter"]))
@@ -216,7 +253,26 @@ class SetFit(Strategy):
             "constant_labels": [l for l, t in zip(self.labels, self.trained) if not t],
             "seconds": round(time.perf_counter() - started, 2),
         }
+        if self.head_model is not None:
+            self.fitted_info["head"] = {"linear": self.head_model.fitted_info}
         return self
+
+    def _fit_linear_head(self, texts: Sequence[str], label_sets: LabelSets, valid: Labelled | None) -> None:
+        """Save the tuned body to a temporary directory (removed with this object, or replaced
+        by the bundle's own copy on loading) and fit ``linear`` on TF-IDF and its embeddings."""
+        from labeler.strategies.linear import Linear
+
+        self._body_dir = Path(tempfile.mkdtemp(prefix="labeler-setfit-body-"))
+        weakref.finalize(self, shutil.rmtree, self._body_dir, True)
+        self._save_body(self._body_dir)
+        self.head_model = Linear(self.labels, self.descriptions, **self._linear_params(self._body_dir))
+        self.head_model.fit(texts, label_sets, valid=valid)
+
+    def out_of_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The linear head's out-of-fold training scores (see :meth:`Linear.out_of_fold`;
+        the body was tuned on all training issues, so they lean optimistic); ``None`` with
+        setfit's own head."""
+        return self.head_model.out_of_fold() if self.head_model is not None else None
 
     # -- scoring --------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -224,6 +280,8 @@ class SetFit(Strategy):
             raise RuntimeError("setfit is not fitted")
         from scipy.special import expit
 
+        if self.head_model is not None:
+            return self.head_model.predict_proba(texts)
         texts = list(texts)
         out = np.tile(self.constant.astype(np.float64), (len(texts), 1))
         if texts and self.trained.any():
@@ -236,10 +294,15 @@ class SetFit(Strategy):
     def _save(self, directory: Path) -> None:
         if self.body is None:
             raise RuntimeError("setfit is not fitted")
-        with quiet_transformers(not self.params.get("progress")):
-            self.body.save_pretrained(str(directory / "body"), create_model_card=False, safe_serialization=True)
-        if not any((directory / "body").rglob("*.safetensors")):
-            raise RuntimeError("the sentence-transformer body was not saved as safetensors")
+        self._save_body(directory / "body")
+        if self.head_model is not None:
+            model = self.head_model.params["model"]
+            self.head_model.params["model"] = "body"  # relative to this directory: _load resolves it
+            try:
+                self.head_model.save(directory / "linear")
+            finally:
+                self.head_model.params["model"] = model
+            return
         np.savez(directory / "head.npz", trained=self.trained, constant=self.constant,
                  coef=self.coef, intercept=self.intercept)
         (directory / "head.json").write_text(json.dumps({
@@ -248,11 +311,24 @@ class SetFit(Strategy):
             "embedding_dim": int(self.coef.shape[1]) if self.coef.ndim == 2 else 0,
         }, indent=2))
 
+    def _save_body(self, directory: Path) -> None:
+        with quiet_transformers(not self.params.get("progress")):
+            self.body.save_pretrained(str(directory), create_model_card=False, safe_serialization=True)
+        if not any(directory.rglob("*.safetensors")):
+            raise RuntimeError("the sentence-transformer body was not saved as safetensors")
+
     def _load(self, directory: Path) -> None:
         self.device = pick_device(self.params.get("device"))
         with quiet_transformers(not self.params.get("progress")):
             self.body = self._load_body(str(directory / "body"))
         self.body.eval()
+        if (directory / "linear").is_dir():
+            from labeler.strategies.linear import Linear
+
+            self.head_model = Linear.load(directory / "linear")
+            self.head_model.params.update(model=str(directory / self.head_model.params["model"]), device=self.device)
+            self._body_dir = directory / "body"
+            return
         with np.load(directory / "head.npz", allow_pickle=False) as data:
             self.trained = data["trained"].astype(bool)
             self.constant = data["constant"].astype(np.float64)

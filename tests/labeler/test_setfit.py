@@ -182,3 +182,53 @@ def test_embedded_minilm_one_step(toy, tmp_path):
     strategy.save(tmp_path / "sf")
     reloaded = get_strategy("setfit").load(tmp_path / "sf")
     np.testing.assert_allclose(reloaded.predict_proba(texts[:2]), strategy.predict_proba(texts[:2]), atol=1e-5)
+
+
+def test_linear_head_fits_saves_and_reloads(toy, tiny_bert, tmp_path, monkeypatch):
+    """head="linear": the linear strategy on TF-IDF and the tuned body's embeddings, saved in
+    linear/ beside body/ without pickles, reloaded from the bundle's own copy of the body."""
+    import gc
+
+    from labeler.strategies.linear import Linear
+
+    monkeypatch.chdir(tmp_path)
+    texts, label_sets, labels, _ = toy
+    strategy = make(tiny_bert, labels, max_steps=2, head="linear", head_params={"C": 10.0, "threshold_folds": 3})
+    strategy.fit(texts, label_sets, valid=(texts[:6], label_sets[:6]))
+    head = strategy.head_model
+    assert isinstance(head, Linear) and head.params["features"] == "both" and head.params["C"] == 10.0
+    assert head.params["max_length"] == strategy.params["max_length"]
+    assert strategy.fitted_info["head"]["linear"]["C"] == 10.0
+    body_dir = strategy._body_dir
+    assert body_dir.is_dir() and head.params["model"] == str(body_dir)
+    # the head reads the tuned body: its embedding block is the tuned body's embeddings
+    tuned = strategy._embed(texts[:2])
+    np.testing.assert_allclose(head._embed(texts[:2]), tuned / np.linalg.norm(tuned, axis=1, keepdims=True), atol=1e-5)
+
+    scores = strategy.predict_proba(texts + [""])
+    np.testing.assert_allclose(scores, head.predict_proba(texts + [""]))
+    assert scores.shape == (len(texts) + 1, 3)
+    oof, y = strategy.out_of_fold()
+    assert oof.shape == y.shape == (len(texts), 3)
+
+    strategy.save(tmp_path / "sf")
+    files = [p.relative_to(tmp_path / "sf").as_posix() for p in (tmp_path / "sf").rglob("*")]
+    assert "linear/linear.npz" in files and "body/model.safetensors" in files and "head.npz" not in files
+    assert not any(name.endswith((".pkl", ".joblib", ".bin", ".pt")) for name in files)
+    del strategy, head
+    gc.collect()
+    assert not body_dir.exists()  # the temporary body went with the model
+    reloaded = get_strategy("setfit").load(tmp_path / "sf")
+    assert reloaded.head_model.params["model"] == str(tmp_path / "sf" / "body")
+    np.testing.assert_allclose(reloaded.predict_proba(texts + [""]), scores, atol=1e-5)
+
+
+def test_linear_head_parameters_are_checked_before_training(tiny_bert):
+    from labeler.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="linear: unknown parameter 'C_grd'"):
+        make(tiny_bert, ["bug"], head="linear", head_params={"C_grd": [1]})
+    with pytest.raises(ParameterError, match="head_params cannot set max_length, model"):
+        make(tiny_bert, ["bug"], head="linear", head_params={"model": "x", "max_length": 64})
+    with pytest.raises(ParameterError, match="setfit: parameter 'head'"):
+        make(tiny_bert, ["bug"], head="mlp")
