@@ -70,12 +70,12 @@ class SetFitParams(StrategyParams):
                                                                      "1,000 issues train and tune in under 10 "
                                                                      "minutes on 2 CPU cores")
     encode_batch_size: PositiveInt = Field(64, description="batch size when embedding issues for the head and scoring")
+    progress: bool = Field(False, description="show setfit's progress bars and logs")
     head: Literal["logistic", "linear"] = Field("logistic", description="logistic: setfit's one-vs-rest logistic "
                                                 "regression on the tuned embeddings; linear: the linear strategy "
                                                 "on TF-IDF n-grams and the tuned embeddings side by side")
     head_params: dict[str, Any] = Field({}, description="parameters of the linear head (see linear; default "
                                                         "features=both); its model, max_length and device are setfit's")
-    progress: bool = Field(False, description="show setfit's progress bars and logs")
 
 
 
