@@ -36,5 +36,16 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
   # on other CPUs to false, which is the row "cpu, micro+macro, descriptions"), rules for micro+macro
   $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --objective micro+macro \
     --param auto.quantize=true --variant "default, int8"
+  if [ "$ds" = hf-datasets ]; then
+    # the contrastively tuned encoder in linear's place (setfit with head=linear, 200 steps: 8-9 minutes
+    # per training on 2 AVX-512 cores), alone and as one more auto candidate, with all of train only;
+    # the auto row's encoder members are int8 where quantize=auto says so (it ran on an AVX-512 CPU)
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds "$SEEDS" --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
+      --objective micro+macro --variant 'linear head, 200 steps'
+    $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds 0-2 --slices all --param auto.budget=2400 \
+      --param 'auto.candidates=[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding","quantize":"auto"}],["knn",{"quantize":"auto"}],["linear",{"features":"both","quantize":"auto"}],["setfit",{"head":"linear","max_steps":200},600]]' \
+      --objective micro+macro --variant 'default, int8, + setfit linear head'
+  fi
   $PY experiments/benchmark.py --dataset "$ds" --report
 done
