@@ -133,7 +133,8 @@ class SetFit(Strategy):
         self.constant = np.zeros(n)
         self.coef = np.zeros((0, 0))
         self.intercept = np.zeros(0)
-        #: with head="linear": the fitted linear strategy, and the directory of the tuned body it reads
+        #: with head="linear": the fitted linear strategy, and the directory of the tuned body it
+        #: reads (the body is then not kept in memory twice: ``self.body`` is None)
         self.head_model: Any = None
         self._body_dir: Path | None = None
         if self.params["head"] == "linear":
@@ -231,17 +232,18 @@ class SetFit(Strategy):
             # phase 2: the linear head, or one logistic regression per label that has both classes
             if p["head"] == "linear":
                 self._fit_linear_head(full_texts, label_sets, valid)
-            get_dim = getattr(self.body, "get_embedding_dimension", None) or self.body.get_sentence_embedding_dimension
-            d = get_dim()
-            self.coef = np.zeros((int(self.trained.sum()), d))
-            self.intercept = np.zeros(int(self.trained.sum()))
-            if self.trained.any() and self.head_model is None:
-                emb = self._embed(texts)
-                for row, j in enumerate(np.flatnonzero(self.trained)):
-                    lr = LogisticRegression(C=float(p["head_c"]), max_iter=int(p["head_max_iter"]))
-                    lr.fit(emb, y[:, j])
-                    self.coef[row] = lr.coef_[0]
-                    self.intercept[row] = lr.intercept_[0]
+            else:
+                get_dim = getattr(self.body, "get_embedding_dimension", None) or self.body.get_sentence_embedding_dimension
+                d = get_dim()
+                self.coef = np.zeros((int(self.trained.sum()), d))
+                self.intercept = np.zeros(int(self.trained.sum()))
+                if self.trained.any():
+                    emb = self._embed(texts)
+                    for row, j in enumerate(np.flatnonzero(self.trained)):
+                        lr = LogisticRegression(C=float(p["head_c"]), max_iter=int(p["head_max_iter"]))
+                        lr.fit(emb, y[:, j])
+                        self.coef[row] = lr.coef_[0]
+                        self.intercept[row] = lr.intercept_[0]
 
         self.fitted_info = {
             "device": self.device,
@@ -267,6 +269,7 @@ class SetFit(Strategy):
         self._save_body(self._body_dir)
         self.head_model = Linear(self.labels, self.descriptions, **self._linear_params(self._body_dir))
         self.head_model.fit(texts, label_sets, valid=valid)
+        self.body = None  # the head's encoder reads the saved copy
 
     def out_of_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The linear head's out-of-fold training scores (see :meth:`Linear.out_of_fold`;
@@ -276,12 +279,12 @@ class SetFit(Strategy):
 
     # -- scoring --------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self.head_model is not None:
+            return self.head_model.predict_proba(texts)
         if self.body is None:
             raise RuntimeError("setfit is not fitted")
         from scipy.special import expit
 
-        if self.head_model is not None:
-            return self.head_model.predict_proba(texts)
         texts = list(texts)
         out = np.tile(self.constant.astype(np.float64), (len(texts), 1))
         if texts and self.trained.any():
@@ -292,10 +295,8 @@ class SetFit(Strategy):
 
     # -- persistence: body via save_pretrained (safetensors), heads as arrays -------------
     def _save(self, directory: Path) -> None:
-        if self.body is None:
-            raise RuntimeError("setfit is not fitted")
-        self._save_body(directory / "body")
         if self.head_model is not None:
+            shutil.copytree(self._body_dir, directory / "body")
             model = self.head_model.params["model"]
             self.head_model.params["model"] = "body"  # relative to this directory: _load resolves it
             try:
@@ -303,6 +304,9 @@ class SetFit(Strategy):
             finally:
                 self.head_model.params["model"] = model
             return
+        if self.body is None:
+            raise RuntimeError("setfit is not fitted")
+        self._save_body(directory / "body")
         np.savez(directory / "head.npz", trained=self.trained, constant=self.constant,
                  coef=self.coef, intercept=self.intercept)
         (directory / "head.json").write_text(json.dumps({
@@ -319,16 +323,16 @@ class SetFit(Strategy):
 
     def _load(self, directory: Path) -> None:
         self.device = pick_device(self.params.get("device"))
-        with quiet_transformers(not self.params.get("progress")):
-            self.body = self._load_body(str(directory / "body"))
-        self.body.eval()
-        if (directory / "linear").is_dir():
+        if (directory / "linear").is_dir():  # the linear head loads the body itself, when it first embeds
             from labeler.strategies.linear import Linear
 
             self.head_model = Linear.load(directory / "linear")
             self.head_model.params.update(model=str(directory / self.head_model.params["model"]), device=self.device)
             self._body_dir = directory / "body"
             return
+        with quiet_transformers(not self.params.get("progress")):
+            self.body = self._load_body(str(directory / "body"))
+        self.body.eval()
         with np.load(directory / "head.npz", allow_pickle=False) as data:
             self.trained = data["trained"].astype(bool)
             self.constant = data["constant"].astype(np.float64)

@@ -201,9 +201,14 @@ def test_linear_head_fits_saves_and_reloads(toy, tiny_bert, tmp_path, monkeypatc
     assert strategy.fitted_info["head"]["linear"]["C"] == 10.0
     body_dir = strategy._body_dir
     assert body_dir.is_dir() and head.params["model"] == str(body_dir)
-    # the head reads the tuned body: its embedding block is the tuned body's embeddings
-    tuned = strategy._embed(texts[:2])
-    np.testing.assert_allclose(head._embed(texts[:2]), tuned / np.linalg.norm(tuned, axis=1, keepdims=True), atol=1e-5)
+    assert strategy.body is None  # not kept in memory beside the head's encoder
+    # the head reads the tuned body: its embedding block is the tuned body's embeddings, not the untuned ones
+    from sentence_transformers import SentenceTransformer
+
+    tuned = SentenceTransformer(str(body_dir), device="cpu").encode(texts[:2], normalize_embeddings=True)
+    untuned = SentenceTransformer(str(tiny_bert), device="cpu").encode(texts[:2], normalize_embeddings=True)
+    np.testing.assert_allclose(head._embed(texts[:2]), tuned, atol=1e-5)
+    assert not np.allclose(tuned, untuned, atol=1e-4)
 
     scores = strategy.predict_proba(texts + [""])
     np.testing.assert_allclose(scores, head.predict_proba(texts + [""]))
@@ -221,6 +226,9 @@ def test_linear_head_fits_saves_and_reloads(toy, tiny_bert, tmp_path, monkeypatc
     reloaded = get_strategy("setfit").load(tmp_path / "sf")
     assert reloaded.head_model.params["model"] == str(tmp_path / "sf" / "body")
     np.testing.assert_allclose(reloaded.predict_proba(texts + [""]), scores, atol=1e-5)
+    reloaded.save(tmp_path / "again")  # a loaded model saves again (its body is the bundle's copy)
+    again = get_strategy("setfit").load(tmp_path / "again")
+    np.testing.assert_allclose(again.predict_proba(texts[:2]), scores[:2], atol=1e-5)
 
 
 def test_linear_head_parameters_are_checked_before_training(tiny_bert):
