@@ -111,6 +111,16 @@ def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch)
     assert tried == ["finetune"]
 
 
+def test_default_setfit_candidate_is_its_linear_head():
+    """The default list's setfit is the tuned encoder under a linear head, with the steps that
+    were measured (experiments/README.md), and its parameters are valid."""
+    import labeler.strategies.auto as auto_module
+
+    (params,) = [c[1] for c in auto_module.DEFAULT_CANDIDATES if c[0] == "setfit"]
+    assert params == {"head": "linear", "max_steps": 200}
+    assert get_strategy("setfit").check_params(params)["head"] == "linear"
+
+
 def test_candidate_names_show_what_auto_parameters_resolved_to(toy, tiny_bert, monkeypatch):
     """The manifest names a member by the parameters it really used: quantize=auto shows as
     quantize=True or False, so a maintainer can tell an int8 bundle from a float one."""
