@@ -18,8 +18,9 @@
 * **Saving**: :func:`save_safetensors` (``save_pretrained`` that can only write safetensors).
 * **Training**: :func:`make_budget_callback` (a wall-clock budget for a ``Trainer``),
   :func:`quiet_transformers` (no info logs or progress bars while it runs),
-  :func:`accelerate_cpu` (keep a Trainer built by a third-party library on the CPU) and
-  :func:`transformers_major`.
+  :func:`accelerate_cpu` (keep a Trainer built by a third-party library on the CPU),
+  :func:`resolve_precision` and :func:`autocast` (bf16 mixed precision where the device runs it
+  natively, :func:`native_bf16`) and :func:`transformers_major`.
 
 torch and transformers are imported inside the functions, so importing this module is cheap.
 """
@@ -193,6 +194,46 @@ def make_budget_callback(max_seconds: float | None, *, evaluate_on_stop: bool = 
             return control
 
     return WallClockBudget()
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 natively, so that bf16 autocast makes training
+    faster rather than slower: a CUDA GPU that reports bf16 support, or a CPU with AVX-512 BF16
+    or AMX-BF16 instructions (read from ``/proc/cpuinfo``; elsewhere, False). On such a CPU
+    (AMD EPYC, family 25 and 26) a MiniLM training step ran about 1.8x faster under bf16
+    autocast than in float32; on a CPU without them oneDNN emulates bf16 and is slower."""
+    if device.startswith("cuda"):
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """A training ``precision`` parameter (``"auto"``, ``"fp32"`` or ``"bf16"``) as ``"fp32"`` or
+    ``"bf16"`` for ``device``: ``"auto"`` is bf16 where :func:`native_bf16` holds."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    return precision
+
+
+def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 on ``device`` for ``precision == "bf16"`` (the weights stay
+    float32; bf16 needs no loss scaling), else nothing. It wraps a third-party training loop
+    (setfit's) whose own mixed-precision switch offers only fp16."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 
 _ACCELERATE_LOCK = threading.RLock()

@@ -40,8 +40,8 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from labeler.hf import (accelerate_cpu, make_budget_callback, pick_device, quiet_transformers, resolve_model,
-                        truncate_chars)
+from labeler.hf import (accelerate_cpu, autocast, make_budget_callback, pick_device, quiet_transformers,
+                        resolve_model, resolve_precision, truncate_chars)
 from labeler.strategies import register
 from labeler.strategies.base import Labelled, LabelSets, Metadata, Strategy, StrategyParams
 
@@ -76,6 +76,9 @@ class SetFitParams(StrategyParams):
                                                 "on TF-IDF n-grams and the tuned embeddings side by side")
     head_params: dict[str, Any] = Field({}, description="parameters of the linear head (see linear; default "
                                                         "features=both); its model, max_length and device are setfit's")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="contrastive phase in float32 or under "
+                                                       "bf16 autocast; auto: bf16 where the device computes it "
+                                                       "natively (a GPU with bf16, a CPU with AVX-512 BF16 or AMX)")
 
 
 
@@ -118,6 +121,11 @@ class SetFit(Strategy):
       and the tuned embeddings (see the module docstring), with ``head_params`` [{}] as its
       parameters (``features`` defaults to ``"both"``; ``model``, ``max_length`` and ``device``
       are setfit's and cannot be set there).
+    - ``precision`` ["auto"]: the contrastive phase in ``"fp32"`` or under ``"bf16"`` autocast
+      (float32 weights, bfloat16 matrix products); ``"auto"`` is bf16 where the device computes
+      it natively (:func:`labeler.hf.native_bf16`: a CUDA GPU with bf16, a CPU with AVX-512 BF16
+      or AMX), where it makes each step about 1.8x faster, and fp32 elsewhere. The head and
+      scoring always run in float32. ``fitted_info["precision"]`` says what was used.
     """
 
     name = "setfit"
@@ -179,6 +187,7 @@ class SetFit(Strategy):
         p = self.params
         started = time.perf_counter()
         self.device = pick_device(p["device"])
+        precision = resolve_precision(p["precision"], self.device)
         quiet = not p["progress"]
         max_length = int(p["max_length"])
         full_texts = list(texts)  # the linear head's TF-IDF reads more than the body's tokens
@@ -223,7 +232,8 @@ class SetFit(Strategy):
 
                         trainer.st_trainer.remove_callback(PrinterCallback)
                     # phase 1 only: the head is fitted below, per label, with no pickles involved
-                    trainer.train_embeddings(list(texts), y.astype(int).tolist(), args=args)
+                    with autocast(precision, self.device):
+                        trainer.train_embeddings(list(texts), y.astype(int).tolist(), args=args)
                     steps = int(trainer.st_trainer.state.global_step)
                     del trainer
             self.body = model.model_body
@@ -250,6 +260,7 @@ class SetFit(Strategy):
             "n_train": len(texts),
             "steps": steps,
             "contrastive_phase": bool(contrastable),
+            "precision": precision,
             "stopped_by_budget": bool(budget.stopped),
             "labels_with_head": int(self.trained.sum()),
             "constant_labels": [l for l, t in zip(self.labels, self.trained) if not t],

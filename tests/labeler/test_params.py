@@ -18,7 +18,8 @@ BUILT_IN = ["naive_bayes", "knn", "zero_shot", "finetune", "setfit"]
 #: the defaults as the strategies had them (DEFAULTS dicts) before Params classes: kept identical,
 #: except the CPU budget defaults of finetune and setfit and knn's 128 tokens (issue #7; the values before: EARLIER_DEFAULTS),
 #: plus parameters added since with a default that keeps the old behaviour (knn's quantize, off; setfit's
-#: head, logistic)
+#: head, logistic) or changes only the arithmetic of training (setfit's precision: auto, bf16 autocast where
+#: the device computes bf16 natively)
 OLD_DEFAULTS = {
     "naive_bayes": {"alpha": 1.0, "ngram_max": 1, "min_df": 1, "lowercase": True},
     "knn": {"model": None, "device": "auto", "batch_size": 32, "max_length": 128, "quantize": False, "k": None, "m": None,
@@ -35,7 +36,7 @@ OLD_DEFAULTS = {
     "setfit": {"model": "default", "num_iterations": 5, "epochs": 1, "batch_size": 16, "body_learning_rate": 2e-5,
                "max_length": 128, "head_c": 1.0, "head_max_iter": 1000, "device": "auto", "seed": 0,
                "max_steps": 60, "max_seconds": 420, "encode_batch_size": 64, "progress": False,
-               "head": "logistic", "head_params": {}},
+               "head": "logistic", "head_params": {}, "precision": "auto"},
 }
 #: defaults that changed since: finetune and setfit before their CPU budgets, knn before 128 tokens
 EARLIER_DEFAULTS = {"finetune": {"epochs": 10, "min_steps": 150, "max_seconds": 900},
