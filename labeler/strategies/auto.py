@@ -219,15 +219,18 @@ class Auto(Strategy):
     def _candidates(self) -> list[tuple[str, dict, float, str | None]]:
         """``(name, params, expected seconds per 1,000 issues, why it is left out or None)``."""
         raw = self.params["candidates"] or DEFAULT_CANDIDATES
-        leave_out = None  # why the default list's transformers are not tried
+        leave_out = {}  # why the default list's transformers are not tried
         if not self.params["candidates"]:
             if self.params["transformers"] == "auto":
-                from labeler.hf import pick_device
+                from labeler.hf import native_bf16, pick_device
 
                 if pick_device(None) == "cpu":
-                    leave_out = "no CUDA GPU: transformers=auto leaves setfit and finetune to GPU machines"
+                    leave_out["finetune"] = "no CUDA GPU: transformers=auto leaves finetune to GPU machines"
+                    if not native_bf16("cpu"):
+                        leave_out["setfit"] = ("no CUDA GPU and no native bf16 on this CPU: transformers=auto leaves "
+                                               "setfit to GPU machines and CPUs with AVX-512 BF16 or AMX")
             elif not self.params["transformers"]:
-                leave_out = "transformers=false"
+                leave_out = {name: "transformers=false" for name in BUDGETED}
         out = []
         for item in raw:
             if isinstance(item, str):
@@ -237,7 +240,7 @@ class Auto(Strategy):
                 params["quantize"] = self.params["quantize"]
             get_strategy(name).check_params(params)  # an unknown name or bad parameter fails before any training
             cost = float(item[2]) if len(item) > 2 else dict((c[0], c[2]) for c in DEFAULT_CANDIDATES).get(name, 60)
-            out.append((name, params, cost, leave_out if name in BUDGETED else None))
+            out.append((name, params, cost, leave_out.get(name)))
         return out
 
     def fit(self, texts: Sequence[str], label_sets: LabelSets, *, valid: Labelled | None = None,

@@ -67,9 +67,10 @@ def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
 
 
 def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch):
-    """With the default candidates, setfit and finetune are tried only where torch sees CUDA
-    (``transformers="auto"``), and the manifest says why they were not; ``transformers=true``
-    tries them anyway; candidates named explicitly are always tried."""
+    """With the default candidates (``transformers="auto"``), finetune is tried only where torch
+    sees CUDA, setfit there and on a CPU that computes bf16 natively, and the manifest says why
+    they were not; ``transformers=true`` tries them anyway; candidates named explicitly are
+    always tried."""
     import labeler.hf
     import labeler.strategies.auto as auto_module
 
@@ -97,8 +98,14 @@ def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch)
         auto.fit(texts, label_sets, valid=(texts, label_sets))
         return {c["candidate"]: c.get("skipped") for c in auto.fitted_info["candidates"]}
 
+    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
     report = fit()
-    assert tried == [] and "no CUDA" in report["setfit"] and "no CUDA" in report["finetune"]
+    assert tried == [] and "no native bf16" in report["setfit"] and "no CUDA" in report["finetune"]
+    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: device == "cpu")  # AVX-512 BF16 or AMX
+    report = fit()
+    assert tried == ["setfit"] and report["setfit"] is None and "no CUDA" in report["finetune"]
+    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
+    tried.clear()
     fit(transformers=True)
     assert tried == ["setfit", "finetune"]
     monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cuda")

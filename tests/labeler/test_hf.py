@@ -80,6 +80,40 @@ def test_accelerate_cpu_restores_the_environment(monkeypatch):
         assert "ACCELERATE_USE_CPU" not in os.environ
 
 
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert hf.native_bf16("cpu", cpuinfo=info)
+    info.write_text("flags\t\t: fpu sse2 amx_tile amx_bf16\n")
+    assert hf.native_bf16("cpu", cpuinfo=info)
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")  # AVX-512 without BF16: emulated, slow
+    assert not hf.native_bf16("cpu", cpuinfo=info)
+    assert not hf.native_bf16("cpu", cpuinfo=tmp_path / "absent")  # not Linux
+    assert not hf.native_bf16("mps")
+
+
+def test_resolve_precision(monkeypatch):
+    monkeypatch.setattr(hf, "native_bf16", lambda device: True)
+    assert hf.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(hf, "native_bf16", lambda device: False)
+    assert hf.resolve_precision("auto", "cpu") == "fp32"
+    assert hf.resolve_precision("bf16", "cpu") == "bf16"  # asked for: honoured even where it is emulated
+    assert hf.resolve_precision("fp32", "cuda") == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        hf.resolve_precision("fp16", "cpu")
+
+
+def test_autocast_is_bf16_or_nothing():
+    import torch
+
+    with hf.autocast("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with hf.autocast("fp32", "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+
+
 def test_save_safetensors(tmp_path, tiny_bert):
     from transformers import AutoModel
 

@@ -121,6 +121,36 @@ def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
         assert get_strategy("setfit").load(tmp_path / "sf").device == "cpu"
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_precision_is_the_contrastive_phase_arithmetic(toy, tiny_bert, tmp_path, monkeypatch, precision):
+    """bf16: setfit's training forwards run under bf16 autocast, the weights stay float32 and
+    the head's embeddings are float32; fp32: no autocast anywhere; auto: bf16 only where the
+    CPU computes it natively (here: said not to)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    import labeler.hf
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
+    seen = []
+    forward = SentenceTransformer.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "forward", spy)
+    texts, label_sets, labels, _ = toy
+    strategy = make(tiny_bert, labels, max_steps=2, precision=precision).fit(texts, label_sets)
+    used = "fp32" if precision == "auto" else precision
+    assert strategy.fitted_info["precision"] == used and strategy.fitted_info["steps"] == 2
+    assert (True in seen) == (used == "bf16")  # the training forwards
+    assert seen[-1] is False  # the head's embeddings
+    assert all(p.dtype == torch.float32 for p in strategy.body.parameters())
+    assert strategy.predict_proba(texts[:2]).dtype == np.float64
+
+
 def test_bundle_round_trip(toy, tiny_bert, tmp_path):
     texts, label_sets, labels, _ = toy
     bundle = Bundle.train("setfit", texts, label_sets, labels=labels, valid=(texts, label_sets),
