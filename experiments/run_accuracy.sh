@@ -39,12 +39,14 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
   if [ "$ds" = hf-datasets ]; then
     # the contrastively tuned encoder in linear's place (setfit with head=linear, 200 steps: 8-9 minutes
     # per training on 2 AVX-512 cores), alone and as one more auto candidate, with all of train only;
-    # the auto row's encoder members are int8 where quantize=auto says so (it ran on an AVX-512 CPU)
+    # the auto row's encoder members are int8 where quantize=auto says so (it ran on an AVX-512 CPU).
+    # These two rows ran before setfit's precision parameter, in float32: precision="fp32" repeats them
+    # (its default, auto, is bf16 on a CPU with AVX-512 BF16 or AMX)
     $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds "$SEEDS" --slices all \
       --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
-      --objective micro+macro --variant 'linear head, 200 steps'
+      --param 'setfit.precision="fp32"' --objective micro+macro --variant 'linear head, 200 steps'
     $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds 0-2 --slices all --param auto.budget=2400 \
-      --param 'auto.candidates=[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding","quantize":"auto"}],["knn",{"quantize":"auto"}],["linear",{"features":"both","quantize":"auto"}],["setfit",{"head":"linear","max_steps":200},600]]' \
+      --param 'auto.candidates=[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding","quantize":"auto"}],["knn",{"quantize":"auto"}],["linear",{"features":"both","quantize":"auto"}],["setfit",{"head":"linear","max_steps":200,"precision":"fp32"},600]]' \
       --objective micro+macro --variant 'default, int8, + setfit linear head'
   fi
   $PY experiments/benchmark.py --dataset "$ds" --report

@@ -10,10 +10,12 @@ How it decides:
    the end when the budget allows.
 2. **Candidates, cheapest first** (``candidates``): by default naive Bayes, ``linear`` on
    TF-IDF, ``linear`` on frozen embeddings, ``knn``, ``linear`` on both, then ``setfit`` (its
-   contrastively tuned encoder under a ``linear`` head, ``head="linear"``, 200 steps) and
-   ``finetune`` where torch sees a CUDA GPU (``transformers``: on 2 CPU cores they take ten
-   times as long as the rest; finetune gained nothing there, setfit's linear head about .015
-   micro F1 with all of hf-datasets). The encoder members run int8 on a CPU with AVX-512
+   contrastively tuned encoder under a ``linear`` head, ``head="linear"``, 200 steps) where
+   torch sees a CUDA GPU or the CPU computes bf16 natively (AVX-512 BF16 or AMX, where setfit
+   trains under bf16 autocast, about 1.7x faster than float32), and ``finetune`` where torch
+   sees a CUDA GPU (``transformers``: on 2 CPU cores they take ten times as long as the rest;
+   finetune gained nothing there, setfit's linear head about .015 micro F1 with all of
+   hf-datasets). The encoder members run int8 on a CPU with AVX-512
    (``quantize="auto"``; ``false`` for float, ``true`` for int8 on any CPU): int8 costs about
    .01 macro F1 on average; it encoded about twice as fast on an AVX-512 CPU and barely
    faster on an AVX2-only one, so they stay float there. Before each candidate the
@@ -164,7 +166,7 @@ class AutoParams(StrategyParams):
     candidates: list[str | list[Any]] | None = Field(
         None, description="[[name, params], ...] or [[name, params, seconds per 1,000 issues], ...], cheapest first; null: naive_bayes, linear (tfidf, embedding), knn, linear (both), setfit (its tuned encoder under a linear head), finetune")
     transformers: bool | Literal["auto"] = Field(
-        "auto", description="include setfit and finetune when candidates is null: auto = only where torch sees a CUDA GPU (on 2 CPU cores they take ten times as long as the rest, for .015 micro F1 from setfit's linear head and nothing from finetune, experiments/README.md)")
+        "auto", description="include setfit and finetune when candidates is null: auto = finetune only where torch sees a CUDA GPU, setfit there and on a CPU that computes bf16 natively (AVX-512 BF16 or AMX); on 2 CPU cores they take ten times as long as the rest, for .015 micro F1 from setfit's linear head and nothing from finetune, experiments/README.md")
     quantize: bool | Literal["auto"] = Field(
         "auto", description="the default candidates' encoder members (linear on embeddings, knn): int8 (true), float (false), or int8 where they run on a CPU with AVX-512 (auto; int8 costs about .01 macro F1 on average, and about twice as fast as float on an AVX-512 CPU, barely faster on an AVX2-only one, experiments/README.md)")
     objective: str = Field("micro+macro", description="what each candidate's decision rule is tuned for: micro, macro, micro+macro (their mean) or precision=P")

@@ -123,30 +123,40 @@ def test_cuda_request_falls_back_to_cpu(toy, tiny_bert, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
 def test_precision_is_the_contrastive_phase_arithmetic(toy, tiny_bert, tmp_path, monkeypatch, precision):
-    """bf16: setfit's training forwards run under bf16 autocast, the weights stay float32 and
-    the head's embeddings are float32; fp32: no autocast anywhere; auto: bf16 only where the
-    CPU computes it natively (here: said not to)."""
+    """bf16: setfit's training runs the transformer under bf16 autocast, while pooling, the
+    normalisation and the loss get float32 token embeddings; the weights stay float32, the
+    module's forward is restored and the head's embeddings are float32. fp32: no autocast
+    anywhere. auto: bf16 only where the CPU computes it natively (here: said not to)."""
     import torch
+    import transformers
     from sentence_transformers import SentenceTransformer
 
     import labeler.hf
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
-    seen = []
-    forward = SentenceTransformer.forward
+    in_bert, in_body = [], []
+    bert_forward, body_forward = transformers.BertModel.forward, SentenceTransformer.forward
 
-    def spy(self, *args, **kwargs):
-        seen.append(torch.is_autocast_enabled("cpu"))
-        return forward(self, *args, **kwargs)
+    def spy_bert(self, *args, **kwargs):
+        in_bert.append(torch.is_autocast_enabled("cpu"))
+        return bert_forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(SentenceTransformer, "forward", spy)
+    def spy_body(self, *args, **kwargs):
+        out = body_forward(self, *args, **kwargs)
+        in_body.append((torch.is_autocast_enabled("cpu"), out["sentence_embedding"].dtype))
+        return out
+
+    monkeypatch.setattr(transformers.BertModel, "forward", spy_bert)
+    monkeypatch.setattr(SentenceTransformer, "forward", spy_body)
     texts, label_sets, labels, _ = toy
     strategy = make(tiny_bert, labels, max_steps=2, precision=precision).fit(texts, label_sets)
     used = "fp32" if precision == "auto" else precision
     assert strategy.fitted_info["precision"] == used and strategy.fitted_info["steps"] == 2
-    assert (True in seen) == (used == "bf16")  # the training forwards
-    assert seen[-1] is False  # the head's embeddings
+    assert (True in in_bert) == (used == "bf16")  # the transformer's training forwards
+    assert in_bert[-1] is False  # the head's embeddings
+    assert in_body and all(state == (False, torch.float32) for state in in_body)  # pooling and loss: float32
+    assert "forward" not in vars(strategy.body[0])  # the class's forward again
     assert all(p.dtype == torch.float32 for p in strategy.body.parameters())
     assert strategy.predict_proba(texts[:2]).dtype == np.float64
 
