@@ -201,7 +201,9 @@ def native_bf16(device: str, *, cpuinfo: str | os.PathLike = "/proc/cpuinfo") ->
     faster rather than slower: a CUDA GPU that reports bf16 support, or a CPU with AVX-512 BF16
     or AMX-BF16 instructions (read from ``cpuinfo``; where there is none, False). On such a CPU
     (AMD EPYC, families 25 and 26) a MiniLM training step ran 1.5-1.8x faster under bf16
-    autocast than in float32; without them oneDNN emulates bf16, which is no faster."""
+    autocast than in float32. Without those instructions bf16 arithmetic has to be converted
+    to and from float32 in software; that was not measured here, so ``auto`` keeps float32
+    there."""
     if device.startswith("cuda"):
         import torch
 

@@ -57,10 +57,19 @@ def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
             seen.update(params)
             super().__init__(labels, descriptions)
 
+        def fit(self, *args, **kwargs):
+            super().fit(*args, **kwargs)
+            self.fitted_info = {"steps": 7, "stopped_by_budget": True}
+            return self
+
     monkeypatch.setitem(__import__("labeler.strategies", fromlist=["REGISTRY"]).REGISTRY, "finetune", Budgeted)
     auto = get_strategy("auto")(labels, budget=1000, candidates=[["finetune", {}]])
     auto.fit(texts, label_sets, valid=(texts, label_sets))
     assert 0 < seen["max_seconds"] <= 500  # half of what is left: the rest is for what it does not bound
+    # the manifest says what budget it got and how far it trained in it
+    entry = auto.fitted_info["candidates"][0]
+    assert entry["max_seconds"] == round(seen["max_seconds"], 1)
+    assert entry["steps"] == 7 and entry["stopped_by_budget"] is True
     tiny = get_strategy("auto")(labels, budget=60, candidates=[["naive_bayes", {}], ["finetune", {}]])
     tiny.fit(texts, label_sets, valid=(texts, label_sets))
     assert "at least" in tiny.fitted_info["candidates"][1]["skipped"]
