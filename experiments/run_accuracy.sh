@@ -4,13 +4,15 @@
 # Resumable (rows already in experiments/results/*.jsonl are skipped); one dataset:
 #   bash experiments/run_accuracy.sh hf-datasets
 # naive_bayes, knn and zero_shot are re-run with --force when RERUN=1 (their decision rules
-# are tuned by the current labeler.decision). finetune and setfit are not run here (CPU hours).
+# are tuned by the current labeler.decision). finetune is not run here (CPU hours); setfit's
+# linear head only with all of hf-datasets (about 7-13 minutes per training on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0-4}
-# auto's candidates in the benchmark: everything but the transformers (setfit, finetune), which
-# would take ~10 minutes per cell on 2 CPU cores; `issue-labeler train` uses all of them.
+# auto's candidates in most rows: everything but the transformers (setfit, finetune), which
+# would take ~10 minutes per cell on 2 CPU cores; `issue-labeler train` tries setfit where torch
+# sees CUDA or the CPU computes bf16 natively, finetune only with CUDA (the "default, ..." rows).
 CHEAP='[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding"}],["knn",{}],["linear",{"features":"both"}]]'
 for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
   if [ "${RERUN:-0}" = 1 ]; then
@@ -48,6 +50,24 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds 0-2 --slices all --param auto.budget=2400 \
       --param 'auto.candidates=[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding","quantize":"auto"}],["knn",{"quantize":"auto"}],["linear",{"features":"both","quantize":"auto"}],["setfit",{"head":"linear","max_steps":200,"precision":"fp32"},600]]' \
       --objective micro+macro --variant 'default, int8, + setfit linear head'
+    # setfit's contrastive phase under bf16 autocast (its precision=auto on a CPU with AVX-512 BF16
+    # or AMX), 200 steps (seed 0) and 400 steps (seeds 0-2: no better than 200, so it stopped there)
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds 0-0 --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
+      --param 'setfit.precision="bf16"' --objective micro+macro --variant 'linear head, 200 steps, bf16'
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds 0-2 --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=400 --param setfit.max_seconds=1200 \
+      --param 'setfit.precision="bf16"' --objective micro+macro --variant 'linear head, 400 steps, bf16'
+    # exactly what `train` does by default on a CPU that computes bf16 natively, where auto's
+    # candidates include setfit (linear head, 200 steps, bf16): one row per kind of machine
+    # (the variant names the machine it ran on: an AMD EPYC with AVX-512 BF16, an Intel Xeon with AMX)
+    if grep -qw amx_bf16 /proc/cpuinfo; then
+      $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices all \
+        --objective micro+macro --variant 'default, AMX BF16 CPU'
+    elif grep -qw avx512_bf16 /proc/cpuinfo; then
+      $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices all \
+        --objective micro+macro --variant 'default, AVX-512 BF16 CPU'
+    fi
   fi
   $PY experiments/benchmark.py --dataset "$ds" --report
 done
