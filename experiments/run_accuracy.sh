@@ -61,12 +61,12 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     # exactly what `train` does by default on a CPU that computes bf16 natively, where auto's
     # candidates include setfit (linear head, 200 steps, bf16): one row per kind of machine
     # (the variant names the machine it ran on: an AMD EPYC with AVX-512 BF16, an Intel Xeon with AMX)
-    if grep -qw amx_bf16 /proc/cpuinfo; then
+    bf16=""
+    if grep -qw amx_bf16 /proc/cpuinfo; then bf16="AMX BF16 CPU"
+    elif grep -qw avx512_bf16 /proc/cpuinfo; then bf16="AVX-512 BF16 CPU"; fi
+    if [ -n "$bf16" ]; then
       $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices all \
-        --objective micro+macro --variant 'default, AMX BF16 CPU'
-    elif grep -qw avx512_bf16 /proc/cpuinfo; then
-      $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices all \
-        --objective micro+macro --variant 'default, AVX-512 BF16 CPU'
+        --objective micro+macro --variant "default, $bf16"
     fi
   fi
   $PY experiments/benchmark.py --dataset "$ds" --report

@@ -295,7 +295,7 @@ class Auto(Strategy):
                 continue
             entry.update(self._score(scores, y_valid, goal), seconds=round(t1 - t0, 2), ms_per_issue=round(ms, 2))
             if name in BUDGETED:  # how far its own budget let it train
-                info = getattr(member, "fitted_info", None) or {}
+                info = member.fitted_info
                 entry.update({k: info[k] for k in ("steps", "stopped_by_budget") if k in info},
                              max_seconds=round(float(params["max_seconds"]), 1))
             if self.params["latency_ms"] is not None and ms > float(self.params["latency_ms"]):
