@@ -407,6 +407,8 @@ def report(args: argparse.Namespace) -> str:
             cells.append(f"{fmt(mi)} / {fmt(ma)}".replace(" ± ", "±"))
             detail.append(f"| {label} | {s} | {len(runs)} | {fmt(mi)} | {fmt(ma)} | "
                           f"{fmt([r['train_seconds'] for r in runs], 2)} | {fmt([r['ms_per_issue'] for r in runs], 2)} |")
+            if {r["seed"] for r in runs} != set(all_seeds):
+                continue  # not a mean over every seed: one lucky seed must not set the bar for auto
             if np.mean(mi) > best.get(s, (-1, ""))[0]:
                 best[s] = (float(np.mean(mi)), label)
             if np.mean(ma) > best_macro.get(s, (-1, ""))[0]:
@@ -415,8 +417,8 @@ def report(args: argparse.Namespace) -> str:
         n_seeds = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
         fewer = f" ({n_seeds} seed{'s' if n_seeds != '1' else ''})" if counts[-1] < len(all_seeds) or len(counts) > 1 else ""
         lines.append(f"| {label}{fewer} | " + " | ".join(cells) + " |")
-    lines.append("| **best (micro F1)** | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
-    lines.append("| **best (macro F1)** | " + " | ".join(best_macro[s][1] if s in best_macro else "-" for s in slices) + " |")
+    lines.append("| **best (micro F1)**, of the rows with every seed | " + " | ".join(best[s][1] if s in best else "-" for s in slices) + " |")
+    lines.append("| **best (macro F1)**, of the rows with every seed | " + " | ".join(best_macro[s][1] if s in best_macro else "-" for s in slices) + " |")
     lines += auto_check(groups, slices, best, best_macro)
     if old_rules:
         lines += ["", "† rows made before the decision objectives (issue #7): their decision rule was tuned by the "

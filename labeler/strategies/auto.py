@@ -10,12 +10,11 @@ How it decides:
    the end when the budget allows.
 2. **Candidates, cheapest first** (``candidates``): by default naive Bayes, ``linear`` on
    TF-IDF, ``linear`` on frozen embeddings, ``knn``, ``linear`` on both, then ``setfit`` (its
-   contrastively tuned encoder under a ``linear`` head, ``head="linear"``, 200 steps) where
-   torch sees a CUDA GPU or the CPU computes bf16 natively (AVX-512 BF16 or AMX, where setfit
-   trains under bf16 autocast, about 1.7x faster than float32), and ``finetune`` where torch
-   sees a CUDA GPU (``transformers``: on 2 CPU cores they take ten times as long as the rest;
-   finetune gained nothing there, setfit's linear head about .015 micro F1 with all of
-   hf-datasets). The encoder members run int8 on a CPU with AVX-512
+   contrastively tuned encoder under a ``linear`` head, ``head="linear"``, 200 steps reading
+   the first 64 tokens: 2 to 3 minutes on 2 CPU cores, faster under bf16 autocast where the CPU
+   computes bf16 natively), and ``finetune`` where torch sees a CUDA GPU (``transformers``: on
+   2 CPU cores it takes ten times as long as the rest and gained nothing). The encoder members
+   run int8 on a CPU with AVX-512
    (``quantize="auto"``; ``false`` for float, ``true`` for int8 on any CPU): int8 costs about
    .01 macro F1 on average; it encoded about twice as fast on an AVX-512 CPU and barely
    faster on an AVX2-only one, so they stay float there. Before each candidate the
@@ -75,9 +74,10 @@ DEFAULT_CANDIDATES: list[list[Any]] = [
     ["linear", {"features": "embedding", "quantize": "auto"}, 150],
     ["knn", {"quantize": "auto"}, 150],
     ["linear", {"features": "both", "quantize": "auto"}, 180],
-    # SetFit's tuned encoder under linear (setfit head=linear): .851 / .601 against .836 / .599 for
-    # the frozen encoder with all of hf-datasets, 5 seeds; 540-750 s per training on 2 CPU cores
-    ["setfit", {"head": "linear", "max_steps": 200}, 800],
+    # SetFit's tuned encoder under linear (setfit head=linear) reading 64 tokens: .849 / .604 with
+    # all of hf-datasets (5 seeds; 128 tokens: .851 / .601 in twice the time) against .836 / .599
+    # for the frozen encoder; 110 s per training under bf16, 158 s in float32 on 2 Xeon cores
+    ["setfit", {"head": "linear", "max_steps": 200, "max_length": 64}, 400],
     ["finetune", {}, 400],
 ]
 #: transformer candidates are not started with less than this many seconds left
@@ -166,7 +166,7 @@ class AutoParams(StrategyParams):
     candidates: list[str | list[Any]] | None = Field(
         None, description="[[name, params], ...] or [[name, params, seconds per 1,000 issues], ...], cheapest first; null: naive_bayes, linear (tfidf, embedding), knn, linear (both), setfit (its tuned encoder under a linear head), finetune")
     transformers: bool | Literal["auto"] = Field(
-        "auto", description="include setfit and finetune when candidates is null: auto = finetune only where torch sees a CUDA GPU, setfit there and on a CPU that computes bf16 natively (AVX-512 BF16 or AMX); on 2 CPU cores they take ten times as long as the rest, for .015 micro F1 from setfit's linear head and nothing from finetune, experiments/README.md")
+        "auto", description="include setfit and finetune when candidates is null: auto = setfit everywhere, finetune only where torch sees a CUDA GPU (on 2 CPU cores it takes ten times as long as the rest, for nothing, experiments/README.md); false: neither; true: both")
     quantize: bool | Literal["auto"] = Field(
         "auto", description="the default candidates' encoder members (linear on embeddings, knn): int8 (true), float (false), or int8 where they run on a CPU with AVX-512 (auto; int8 costs about .01 macro F1 on average, and about twice as fast as float on an AVX-512 CPU, barely faster on an AVX2-only one, experiments/README.md)")
     objective: str = Field("micro+macro", description="what each candidate's decision rule is tuned for: micro, macro, micro+macro (their mean) or precision=P")
@@ -224,13 +224,10 @@ class Auto(Strategy):
         leave_out = {}  # why the default list's transformers are not tried
         if not self.params["candidates"]:
             if self.params["transformers"] == "auto":
-                from labeler.hf import native_bf16, pick_device
+                from labeler.hf import pick_device
 
                 if pick_device(None) == "cpu":
                     leave_out["finetune"] = "no CUDA GPU: transformers=auto leaves finetune to GPU machines"
-                    if not native_bf16("cpu"):
-                        leave_out["setfit"] = ("no CUDA GPU and no native bf16 on this CPU: transformers=auto leaves "
-                                               "setfit to GPU machines and CPUs with AVX-512 BF16 or AMX")
             elif not self.params["transformers"]:
                 leave_out = {name: "transformers=false" for name in BUDGETED}
         out = []

@@ -75,11 +75,11 @@ def test_transformer_candidates_get_the_remaining_budget(toy, monkeypatch):
     assert "at least" in tiny.fitted_info["candidates"][1]["skipped"]
 
 
-def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch):
-    """With the default candidates (``transformers="auto"``), finetune is tried only where torch
-    sees CUDA, setfit there and on a CPU that computes bf16 natively, and the manifest says why
-    they were not; ``transformers=true`` tries them anyway; candidates named explicitly are
-    always tried."""
+def test_default_candidates_leave_finetune_to_gpu_machines(toy, monkeypatch):
+    """With the default candidates (``transformers="auto"``), setfit is tried on every machine,
+    with or without native bf16, and finetune only where torch sees CUDA, the manifest saying why
+    it was not; ``transformers=true`` tries it anyway, ``false`` neither; candidates named
+    explicitly are always tried."""
     import labeler.hf
     import labeler.strategies.auto as auto_module
 
@@ -107,13 +107,12 @@ def test_default_candidates_leave_transformers_to_gpu_machines(toy, monkeypatch)
         auto.fit(texts, label_sets, valid=(texts, label_sets))
         return {c["candidate"]: c.get("skipped") for c in auto.fitted_info["candidates"]}
 
-    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
-    report = fit()
-    assert tried == [] and "no native bf16" in report["setfit"] and "no CUDA" in report["finetune"]
-    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: device == "cpu")  # AVX-512 BF16 or AMX
-    report = fit()
-    assert tried == ["setfit"] and report["setfit"] is None and "no CUDA" in report["finetune"]
-    monkeypatch.setattr(labeler.hf, "native_bf16", lambda device: False)
+    monkeypatch.setattr(labeler.hf, "pick_device", lambda requested=None: "cpu")
+    for bf16 in (False, True):  # with or without AVX-512 BF16 / AMX
+        monkeypatch.setattr(labeler.hf, "native_bf16", lambda device, bf16=bf16: bf16)
+        tried.clear()
+        report = fit()
+        assert tried == ["setfit"] and report["setfit"] is None and "no CUDA" in report["finetune"]
     tried.clear()
     fit(transformers=True)
     assert tried == ["setfit", "finetune"]
@@ -133,7 +132,7 @@ def test_default_setfit_candidate_is_its_linear_head():
     import labeler.strategies.auto as auto_module
 
     (params,) = [c[1] for c in auto_module.DEFAULT_CANDIDATES if c[0] == "setfit"]
-    assert params == {"head": "linear", "max_steps": 200}
+    assert params == {"head": "linear", "max_steps": 200, "max_length": 64}
     assert get_strategy("setfit").check_params(params)["head"] == "linear"
 
 
