@@ -5,14 +5,14 @@
 #   bash experiments/run_accuracy.sh hf-datasets
 # naive_bayes, knn and zero_shot are re-run with --force when RERUN=1 (their decision rules
 # are tuned by the current labeler.decision). finetune is not run here (CPU hours); setfit's
-# linear head only with all of hf-datasets (about 7-13 minutes per training on 2 cores).
+# linear head only with all of hf-datasets (2 to 13 minutes per training on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0-4}
 # auto's candidates in most rows: everything but the transformers (setfit, finetune), which
-# would take ~10 minutes per cell on 2 CPU cores; `issue-labeler train` tries setfit where torch
-# sees CUDA or the CPU computes bf16 natively, finetune only with CUDA (the "default, ..." rows).
+# take minutes per cell on 2 CPU cores; `issue-labeler train` tries setfit (64 tokens) on every
+# machine and finetune only with CUDA (the "default, setfit 64 tokens, ..." rows).
 CHEAP='[["naive_bayes",{}],["linear",{"features":"tfidf"}],["linear",{"features":"embedding"}],["knn",{}],["linear",{"features":"both"}]]'
 for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
   if [ "${RERUN:-0}" = 1 ]; then
@@ -33,11 +33,13 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     --objective micro+macro --variant "cpu, micro+macro, descriptions"
   $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --param auto.candidates="$CHEAP" \
     --param auto.rank_by='"objective"' --variant "cpu, micro, descriptions"
-  # what `train` does by default on a machine without CUDA whose CPU has AVX-512: the cheap
-  # candidates only (transformers=auto), int8 encoder members (quantize=auto resolves to true there;
-  # on other CPUs to false, which is the row "cpu, micro+macro, descriptions"), rules for micro+macro
+  # what `train` did by default until 2026-12-03 on a machine without CUDA whose CPU has AVX-512
+  # but no native bf16: the cheap candidates only, int8 encoder members (quantize=auto resolves to
+  # true there; on other CPUs to false, which is the row "cpu, micro+macro, descriptions"), rules
+  # for micro+macro. Its rows were made before setfit became a default candidate on every CPU,
+  # without the transformers=false that now leaves setfit out
   $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --objective micro+macro \
-    --param auto.quantize=true --variant "default, int8"
+    --param auto.quantize=true --param auto.transformers=false --variant "default, int8"
   if [ "$ds" = hf-datasets ]; then
     # the contrastively tuned encoder in linear's place (setfit with head=linear, 200 steps: 8-9 minutes
     # per training on 2 AVX-512 cores), alone and as one more auto candidate, with all of train only;
@@ -58,16 +60,30 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds 0-2 --slices all \
       --param 'setfit.head="linear"' --param setfit.max_steps=400 --param setfit.max_seconds=1200 \
       --param 'setfit.precision="bf16"' --objective micro+macro --variant 'linear head, 400 steps, bf16'
-    # exactly what `train` does by default on a CPU that computes bf16 natively, where auto's
-    # candidates include setfit (linear head, 200 steps, bf16): one row per kind of machine
-    # (the variant names the machine it ran on: an AMD EPYC with AVX-512 BF16, an Intel Xeon with AMX)
-    bf16=""
-    if grep -qw amx_bf16 /proc/cpuinfo; then bf16="AMX BF16 CPU"
-    elif grep -qw avx512_bf16 /proc/cpuinfo; then bf16="AVX-512 BF16 CPU"; fi
-    if [ -n "$bf16" ]; then
-      $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices all \
-        --objective micro+macro --variant "default, $bf16"
-    fi
+    # 2026-12-03: a 3x higher body learning rate (no better), and 64 tokens instead of 128 (as good,
+    # in half the time; seed 0 once more in float32 for its time on a CPU without native bf16)
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds "$SEEDS" --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
+      --param 'setfit.precision="bf16"' --param setfit.body_learning_rate=6e-5 --objective micro+macro \
+      --variant 'linear head, 200 steps, bf16, body lr 6e-5'
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds "$SEEDS" --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
+      --param 'setfit.precision="bf16"' --param setfit.max_length=64 --objective micro+macro \
+      --variant 'linear head, 200 steps, bf16, 64 tokens'
+    $PY experiments/benchmark.py --dataset "$ds" --strategies setfit --seeds 0-0 --slices all \
+      --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
+      --param 'setfit.precision="fp32"' --param setfit.max_length=64 --objective micro+macro \
+      --variant 'linear head, 200 steps, 64 tokens'
+    # exactly what `train` does by default, where auto's candidates include setfit (linear head,
+    # 200 steps): until 2026-12-03 (128 tokens) only on a CPU that computes bf16 natively, the rows
+    # "default, AVX-512 BF16 CPU" and "default, AMX BF16 CPU"; since then (64 tokens) on every
+    # machine. The variant names the kind of CPU it ran on (setfit's precision=auto: bf16 on one
+    # with AVX-512 BF16 or AMX, float32 elsewhere)
+    cpu="float32 CPU"
+    if grep -qw amx_bf16 /proc/cpuinfo; then cpu="AMX BF16 CPU"
+    elif grep -qw avx512_bf16 /proc/cpuinfo; then cpu="AVX-512 BF16 CPU"; fi
+    $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices 512,all \
+      --objective micro+macro --variant "default, setfit 64 tokens, $cpu"
   fi
   $PY experiments/benchmark.py --dataset "$ds" --report
 done

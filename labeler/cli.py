@@ -156,7 +156,7 @@ def split(data: Path, label_map: LabelMapOpt = None,
 @friendly
 def train(data: Annotated[Path, typer.Argument(help="training issues (a file, or a directory written by split)")],
           label_map: LabelMapOpt = None,
-          strategy: Annotated[str, typer.Option("--strategy", "-s", help="auto (default: tries the others within --budget; setfit only where CUDA or native CPU bf16 is, finetune only where CUDA is, unless -p transformers=true), linear, naive_bayes, knn, zero_shot, finetune, setfit")] = "auto",
+          strategy: Annotated[str, typer.Option("--strategy", "-s", help="auto (default: tries the others within --budget; finetune only where CUDA is, unless -p transformers=true), linear, naive_bayes, knn, zero_shot, finetune, setfit")] = "auto",
           valid: Annotated[Optional[Path], typer.Option(help="validation issues: tunes the decision rule and hyper-parameters")] = None,
           output: Annotated[Path, typer.Option("--output", "-o", help="bundle directory to write")] = Path("bundle"),
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="strategy parameter KEY=VALUE (JSON values), repeatable")] = None,
