@@ -82,7 +82,7 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
     cpu="float32 CPU"
     if grep -qw amx_bf16 /proc/cpuinfo; then cpu="AMX BF16 CPU"
     elif grep -qw avx512_bf16 /proc/cpuinfo; then cpu="AVX-512 BF16 CPU"; fi
-    $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" --slices 512,all \
+    $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" \
       --objective micro+macro --variant "default, setfit 64 tokens, $cpu"
   fi
   $PY experiments/benchmark.py --dataset "$ds" --report
