@@ -74,16 +74,16 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
       --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
       --param 'setfit.precision="fp32"' --param setfit.max_length=64 --objective micro+macro \
       --variant 'linear head, 200 steps, 64 tokens'
-    # exactly what `train` does by default, where auto's candidates include setfit (linear head,
-    # 200 steps): until 2026-12-03 (128 tokens) only on a CPU that computes bf16 natively, the rows
-    # "default, AVX-512 BF16 CPU" and "default, AMX BF16 CPU"; since then (64 tokens) on every
-    # machine. The variant names the kind of CPU it ran on (setfit's precision=auto: bf16 on one
-    # with AVX-512 BF16 or AMX, float32 elsewhere)
-    cpu="float32 CPU"
-    if grep -qw amx_bf16 /proc/cpuinfo; then cpu="AMX BF16 CPU"
-    elif grep -qw avx512_bf16 /proc/cpuinfo; then cpu="AVX-512 BF16 CPU"; fi
-    $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" \
-      --objective micro+macro --variant "default, setfit 64 tokens, $cpu"
   fi
+  # exactly what `train` does by default, where auto's candidates include setfit (linear head,
+  # 200 steps): until 2026-12-03 (128 tokens) only on a CPU that computes bf16 natively, the rows
+  # "default, AVX-512 BF16 CPU" and "default, AMX BF16 CPU"; since then (64 tokens) on every
+  # machine. The variant names the kind of CPU it ran on (setfit's precision=auto: bf16 on one
+  # with AVX-512 BF16 or AMX, float32 elsewhere)
+  cpu="float32 CPU"
+  if grep -qw amx_bf16 /proc/cpuinfo; then cpu="AMX BF16 CPU"
+  elif grep -qw avx512_bf16 /proc/cpuinfo; then cpu="AVX-512 BF16 CPU"; fi
+  $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds "$SEEDS" \
+    --objective micro+macro --variant "default, setfit 64 tokens, $cpu"
   $PY experiments/benchmark.py --dataset "$ds" --report
 done
