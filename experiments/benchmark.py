@@ -35,6 +35,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -168,10 +169,16 @@ def load_rows(path: Path) -> list[dict]:
 def effective_params(strategy: str, params: dict[str, dict]) -> dict:
     """The parameters a run really trains with: its ``--param`` values and today's defaults
     for the rest (what the bundle's manifest records), so a default changed later does not
-    silently change what an old row means (see :func:`drifted`)."""
+    silently change what an old row means (see :func:`drifted`). An ``auto`` run on its default
+    candidates (``candidates`` null) also records that list as ``default_candidates``: it is a
+    default no parameter shows, and it changed on 2026-12-03 (setfit joined it)."""
     from labeler.strategies import get_strategy
+    from labeler.strategies.auto import DEFAULT_CANDIDATES
 
-    return get_strategy(strategy).check_params(params.get(strategy, {}))
+    resolved = get_strategy(strategy).check_params(params.get(strategy, {}))
+    if strategy == "auto" and resolved["candidates"] is None:
+        resolved["default_candidates"] = json.loads(json.dumps(DEFAULT_CANDIDATES))
+    return resolved
 
 
 def drifted(row: dict) -> dict[str, tuple]:
@@ -187,6 +194,17 @@ def drifted(row: dict) -> dict[str, tuple]:
     except (LabelerError, KeyError):
         return {}
     return {k: (then[k], now.get(k)) for k in sorted(then) if then[k] != now.get(k)}
+
+
+def drift_text(key: str, then: Any, now: Any) -> str:
+    """One changed default in words; for two lists (auto's ``default_candidates``) only the
+    entries one has and the other lacks."""
+    if isinstance(then, list) and isinstance(now, list):
+        gone = [json.dumps(x) for x in then if x not in now]
+        new = [json.dumps(x) for x in now if x not in then]
+        return (f"`{key}` had {', '.join(gone) or 'nothing more'} where today's has "
+                f"{', '.join(new) or 'nothing more'}")
+    return f"`{key}` was {json.dumps(then)}, now {json.dumps(now)}"
 
 
 def commands(dataset: str, split_flag: str, strategy: str, variant: str, augmented: str,
@@ -390,8 +408,7 @@ def report(args: argparse.Namespace) -> str:
         label += f" {augmented}" if augmented else ""
         drift = {k: v for rs in by_slice.values() for r in rs for k, v in drifted(r).items()}
         if drift:  # run when a default was different: the footnote says which
-            drift_notes.append(f"{label}: " + ", ".join(
-                f"`{k}` was {json.dumps(then)}, now {json.dumps(now)}" for k, (then, now) in sorted(drift.items())))
+            drift_notes.append(f"{label}: " + ", ".join(drift_text(k, then, now) for k, (then, now) in sorted(drift.items())))
             label += " ‡"
         if any("objective" not in r for rs in by_slice.values() for r in rs):
             label += " †"  # decision rule tuned by the labeler.decision of before the objectives

@@ -171,3 +171,24 @@ def test_report_marks_rows_run_under_other_defaults_and_gives_each_setting_its_c
     assert "linear: `description_examples` was 0, now 10" in text
     assert "--strategies linear --seeds 0-0 --param 'linear.model=\"enc-seed0\"' --variant adapted" in text
     assert "--strategies linear --seeds 1-2 --param 'linear.model=\"enc-seed1\"' --variant adapted" in text
+
+
+def test_auto_rows_record_the_default_candidate_list_and_flag_it_when_it_changes(benchmark):
+    """auto's default candidates are a default no parameter shows: a row run on them records the
+    list, so a later change of the list marks the row like any other changed default."""
+    from labeler.strategies.auto import DEFAULT_CANDIDATES
+
+    now = benchmark.effective_params("auto", {})
+    assert now["default_candidates"] == json.loads(json.dumps(DEFAULT_CANDIDATES))
+    assert "default_candidates" not in benchmark.effective_params("auto", {"auto": {"candidates": ["naive_bayes"]}})
+    old_list = [c for c in now["default_candidates"] if c[0] != "setfit"]
+    row = {"strategy": "auto", "params": {}, "effective_params": {**now, "default_candidates": old_list}}
+    assert benchmark.drifted(row) == {"default_candidates": (old_list, now["default_candidates"])}
+    assert benchmark.drifted({**row, "effective_params": now}) == {}
+    # rows from before the list was recorded: unknown, not flagged
+    assert benchmark.drifted({**row, "effective_params": {k: v for k, v in now.items() if k != "default_candidates"}}) == {}
+    # the footnote names only the entries that differ, not both lists
+    text = benchmark.drift_text("default_candidates", old_list, now["default_candidates"])
+    setfit = next(c for c in now["default_candidates"] if c[0] == "setfit")
+    assert text == f"`default_candidates` had nothing more where today's has {json.dumps(setfit)}"
+    assert benchmark.drift_text("C", 1, 3) == "`C` was 1, now 3"
