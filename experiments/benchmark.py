@@ -171,7 +171,7 @@ def effective_params(strategy: str, params: dict[str, dict]) -> dict:
     for the rest (what the bundle's manifest records), so a default changed later does not
     silently change what an old row means (see :func:`drifted`). An ``auto`` run on its default
     candidates (``candidates`` null) also records that list as ``default_candidates``: it is a
-    default no parameter shows, and it changed on 2026-12-03 (setfit joined it)."""
+    default no parameter shows, and its setfit entry changed on 2026-12-02 and again on 12-03."""
     from labeler.strategies import get_strategy
     from labeler.strategies.auto import DEFAULT_CANDIDATES
 
