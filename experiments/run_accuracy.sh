@@ -74,10 +74,13 @@ for ds in ${@:-hf-datasets sklearn hf-datasets-single}; do
       --param 'setfit.head="linear"' --param setfit.max_steps=200 --param setfit.max_seconds=1200 \
       --param 'setfit.precision="fp32"' --param setfit.max_length=64 --objective micro+macro \
       --variant 'linear head, 200 steps, 64 tokens'
-    # 2026-12-04: train's default candidates with setfit in float32, what precision=auto gives on
-    # a CPU without native bf16 (the encoder members int8 as on any AVX-512 CPU): its seconds
+    # 2026-12-04: train's default candidates (auto.DEFAULT_CANDIDATES without finetune, as on a
+    # machine without CUDA) with setfit in float32, what precision=auto gives on a CPU without
+    # native bf16 (the encoder members int8 as on any AVX-512 CPU): its seconds
+    fp32=$($PY -c 'import json; from labeler.strategies.auto import DEFAULT_CANDIDATES as D
+print(json.dumps([[n, {**p, "precision": "fp32"} if n == "setfit" else p, s] for n, p, s in D if n != "finetune"], separators=(",", ":")))')
     $PY experiments/benchmark.py --dataset "$ds" --strategies auto --seeds 0-2 --slices all --objective micro+macro \
-      --param 'auto.candidates=[["naive_bayes",{},1],["linear",{"features":"tfidf"},30],["linear",{"features":"embedding","quantize":"auto"},150],["knn",{"quantize":"auto"},150],["linear",{"features":"both","quantize":"auto"},180],["setfit",{"head":"linear","max_steps":200,"max_length":64,"precision":"fp32"},400]]' \
+      --param "auto.candidates=$fp32" \
       --variant 'default, setfit 64 tokens, float32 (as on a CPU without native bf16)'
   fi
   # exactly what `train` does by default, where auto's candidates include setfit (linear head,
