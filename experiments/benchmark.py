@@ -18,6 +18,9 @@ Strategy parameters: ``--param finetune.epochs=8 --param knn.model=/path/to/enco
 Augmentation of the training slice (never of validation or test): ``--augment synonym:2``
 (two copies per issue; ``--augment-model DIR`` for ``contextual``); its rows are named
 ``naive_bayes +synonym:2`` in the report.
+``--save-scores DIR`` also keeps each run's scores (what the decision rule was tuned on, and
+the test issues'), which ``experiments/rules_on_scores.py`` turns into other decision rules
+and averages of several rows without training again.
 Data paths default to ../shared/data beside the checkout (``--data-dir`` or
 ``ISSUE_LABELER_DATA`` to change).
 """
@@ -238,6 +241,34 @@ def commands(dataset: str, split_flag: str, strategy: str, variant: str, augment
     return out
 
 
+def scores_path(directory: Path, row: dict) -> Path:
+    """Where ``--save-scores`` puts one run's scores: a folder per dataset and row of the
+    report (strategy, variant, augmentation), a file per seed and slice."""
+    name = row["strategy"] if row["variant"] == "default" else f"{row['strategy']}[{row['variant']}]"
+    name += f" {augment_label(row)}" if augment_label(row) else ""
+    safe = "".join(c if c.isalnum() or c in "[]+.,=-" else "_" for c in name)
+    split = "-time" if row.get("split") == "time" else ""
+    return directory / f"{row['dataset']}{split}" / safe / f"seed{row['seed']}-{row['slice']}.npz"
+
+
+def save_scores(directory: Path, row: dict, bundle: Bundle, test_scores: np.ndarray, test_y: np.ndarray,
+                decision: str = "auto") -> Path:
+    """Write what the bundle tuned its decision rule on (:attr:`Bundle.tuning`: out-of-fold
+    training scores, when the strategy has them, then validation's) and its test scores, as
+    plain arrays (no pickles), so that decision rules and score averages can be compared
+    afterwards without training again (``experiments/rules_on_scores.py``)."""
+    if bundle.tuning is None:
+        raise ValueError("the bundle was tuned on no validation data: no scores to save")
+    tuning, tuning_y, n_valid = bundle.tuning
+    path = scores_path(directory, row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, tuning_scores=tuning, tuning_y=tuning_y, n_valid=n_valid,
+                        test_scores=test_scores, test_y=test_y, labels=np.array(bundle.labels, dtype=str),
+                        exclusive=np.array(json.dumps(bundle.decision.exclusive or [])),
+                        objective=np.array(row["objective"]), decision=np.array(decision))
+    return path
+
+
 def time_predictions(bundle: Bundle, texts: list[str]) -> float:
     """Milliseconds per issue to score ``texts`` from scratch: the embedding cache is switched
     off (for this call only), so encoders pay for encoding as they would on a new issue."""
@@ -343,6 +374,10 @@ def run(args: argparse.Namespace) -> None:
                        ms_per_issue=time_predictions(bundle, test_texts[: args.timing_sample]),
                        decision=bundle.decision.describe(), fitted=bundle.strategy.fitted_info,
                        valid_micro_f1=bundle.manifest.get("validation", {}).get("micro_f1"))
+            if args.save_scores:
+                row["scores_file"] = str(save_scores(
+                    Path(args.save_scores), row, bundle, bundle.predict_proba(test_texts),
+                    bundle.strategy.binarize([label_sets[i] for i in parts["test"]]), args.decision))
         except Exception as exc:  # noqa: BLE001 - one failed run must not stop the grid
             row["error"] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
@@ -575,6 +610,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=None, help="JSONL of results (default experiments/results/<dataset>.jsonl)")
     parser.add_argument("--timing-sample", type=int, default=64,
                         help="test issues scored again without the embedding cache to time predictions")
+    parser.add_argument("--save-scores", default=None, metavar="DIR",
+                        help="also write each run's decision-tuning scores and test scores to "
+                             "DIR/<dataset>/<strategy>[<variant>]/seed<S>-<slice>.npz, for "
+                             "experiments/rules_on_scores.py")
     parser.add_argument("--force", action="store_true", help="re-run rows that are already in the results")
     parser.add_argument("--report", action="store_true", help="write the Markdown table and plot, run nothing")
     args = parser.parse_args(argv)

@@ -85,6 +85,11 @@ class Bundle:
     strategy: Strategy
     decision: DecisionRule
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: what :meth:`train` tuned the decision rule on, kept in memory only (never saved):
+    #: ``(scores, y, n_valid)``, the validation issues being the last ``n_valid`` rows (the
+    #: rows before them are out-of-fold training scores); None without validation data.
+    #: ``experiments/benchmark.py --save-scores`` writes it out for studies of decision rules.
+    tuning: tuple[np.ndarray, np.ndarray, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def labels(self) -> list[str]:
@@ -184,7 +189,10 @@ class Bundle:
             manifest["validation"] = evaluate(y_valid, rule.decide(scores, strategy.labels), strategy.labels)
         else:
             rule = default_rule(strategy.needs_training, decision, groups, strategy.labels)
-        return cls(strategy, rule, manifest)
+        bundle = cls(strategy, rule, manifest)
+        if tuning is not None:
+            bundle.tuning = (pooled_scores, pooled_y, int(len(y_valid)))
+        return bundle
 
     # -- inference ------------------------------------------------------------------------
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import shlex
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labeler.bundle import Bundle
@@ -192,3 +194,43 @@ def test_auto_rows_record_the_default_candidate_list_and_flag_it_when_it_changes
     setfit = next(c for c in now["default_candidates"] if c[0] == "setfit")
     assert text == f"`default_candidates` had nothing more where today's has {json.dumps(setfit)}"
     assert benchmark.drift_text("C", 1, 3) == "`C` was 1, now 3"
+
+
+def test_saved_scores_reproduce_each_row_and_rules_on_scores_reads_them(benchmark, shared_data, tmp_path, capsys):
+    """--save-scores keeps what each run tuned its rule on and its test scores; the pooled rule
+    of rules_on_scores.py, tuned again on them, gives the row's own F1, and averaging a
+    strategy with out-of-fold rows and one without falls back to validation's rows."""
+    results, scores = tmp_path / "rows.jsonl", tmp_path / "scores"
+    benchmark.main(["--dataset", "hf-datasets", "--strategies", "naive_bayes,linear", "--seeds", "0",
+                    "--slices", "64", "--objective", "micro+macro", "--data-dir", str(shared_data),
+                    "--results", str(results), "--save-scores", str(scores)])
+    rows = {r["strategy"]: r for r in map(json.loads, results.read_text().splitlines())}
+    rules = load_script("rules_on_scores")
+    runs = {}
+    for name, row in rows.items():
+        path = Path(row["scores_file"])
+        assert path == scores / "hf-datasets" / name / "seed0-64.npz"
+        runs[name] = rules.load_runs(path.parent)[(0, "64")]
+        assert runs[name]["test_scores"].shape == runs[name]["test_y"].shape == (row["n_test"], 11)
+        assert str(runs[name]["objective"]) == "micro+macro"
+        pooled = rules.evaluate([runs[name]], "logodds", None)["pooled"]
+        assert pooled == pytest.approx((row["micro_f1"], row["macro_f1"]))
+    assert runs["naive_bayes"]["tuning_y"].shape[0] == rows["naive_bayes"]["n_valid"]
+    assert runs["linear"]["tuning_y"].shape[0] == rows["linear"]["n_valid"] + rows["linear"]["n_train"]
+    both = rules.evaluate([runs["linear"], runs["naive_bayes"]], "prob", None)
+    assert both["pooled"] == both["validation"]
+    rules.main([str(scores / "hf-datasets" / "linear"), str(scores / "hf-datasets" / "naive_bayes")])
+    out = capsys.readouterr().out
+    assert "linear + naive_bayes (mean of logodds)" in out and "| global |" in out and "64 (1 seeds)" in out
+
+
+def test_rules_on_scores_refuses_runs_of_different_splits(tmp_path):
+    rules = load_script("rules_on_scores")
+    a = {"labels": np.array(["bug", "docs"]), "n_valid": 2, "test_y": np.array([[1, 0], [0, 1]]),
+         "tuning_y": np.array([[1, 0], [0, 1]]), "tuning_scores": np.full((2, 2), .5),
+         "test_scores": np.full((2, 2), .5), "objective": np.array("micro")}
+    b = {**a, "test_y": np.array([[0, 1], [1, 0]])}
+    with pytest.raises(SystemExit, match="different splits"):
+        rules.evaluate([a, b], "logodds", None)
+    with pytest.raises(SystemExit, match="no seed"):
+        rules.load_runs(tmp_path)

@@ -171,9 +171,16 @@ def test_bundle_tunes_on_validation_and_out_of_fold_scores(toy):
     bundle = Bundle.train("linear", texts, label_sets, labels=labels, valid=valid, params={"C": 10.0})
     assert bundle.manifest["decision_tuned_on"] == {"validation": 4, "out_of_fold_training": len(texts)}
     assert bundle.manifest["validation"]["n"] == 4  # what it reports is validation's alone
+    # what the rule was tuned on stays in memory: out-of-fold rows, then validation's
+    scores, y, n_valid = bundle.tuning
+    assert scores.shape == y.shape == (len(texts) + 4, len(labels)) and n_valid == 4
+    np.testing.assert_allclose(scores[-4:], bundle.strategy.validation_scores(valid[0]))
+    np.testing.assert_array_equal(y[-4:], bundle.strategy.binarize(valid[1]))
     plain = Bundle.train("linear", texts, label_sets, labels=labels, valid=valid,
                          params={"C": 10.0, "threshold_folds": 0})
     assert "decision_tuned_on" not in plain.manifest
+    assert plain.tuning[0].shape == (4, len(labels)) and plain.tuning[2] == 4
+    assert Bundle.train("linear", texts, label_sets, labels=labels, params={"C": 10.0}).tuning is None
 
 
 def test_rare_labels_learn_from_their_descriptions(toy):
