@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "experiments")]
 
+from benchmark import SLICE_ORDER  # noqa: E402
 from labeler.decision import Objective, check_objective, tune  # noqa: E402
 from labeler.errors import LabelerError  # noqa: E402
 from labeler.metrics import f1_scores  # noqa: E402
 
-SLICE_ORDER = ["8", "16", "32", "64", "128", "256", "512", "all"]
 RULES = ("pooled", "validation", "global")
 EPS = 1e-6
 
