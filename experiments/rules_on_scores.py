@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit, logit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "experiments")]
@@ -45,6 +46,7 @@ from labeler.errors import LabelerError  # noqa: E402
 from labeler.metrics import f1_scores  # noqa: E402
 
 RULES = ("pooled", "validation", "global")
+#: scores are clipped this far from 0 and 1 before their log-odds are taken
 EPS = 1e-6
 
 
@@ -68,8 +70,7 @@ def combine(runs: list[dict], key: str, how: str) -> np.ndarray:
         return runs[0][key]
     if how == "prob":
         return np.mean([r[key] for r in runs], axis=0)
-    logodds = [np.log(np.clip(r[key], EPS, 1 - EPS)) - np.log1p(-np.clip(r[key], EPS, 1 - EPS)) for r in runs]
-    return 1 / (1 + np.exp(-np.mean(logodds, axis=0)))
+    return expit(np.mean([logit(np.clip(r[key], EPS, 1 - EPS)) for r in runs], axis=0))
 
 
 def same_split(runs: list[dict]) -> list[dict]:
@@ -77,15 +78,14 @@ def same_split(runs: list[dict]) -> list[dict]:
     training rows differ (one strategy has them, another not), cut to validation's rows,
     the rows they all have."""
     first = runs[0]
+    n_valid = int(first["n_valid"])
     for other in runs[1:]:
         if list(other["labels"]) != list(first["labels"]):
             raise SystemExit("the folders were run with different label sets")
-        n_valid = int(first["n_valid"])
         if (int(other["n_valid"]) != n_valid or not np.array_equal(other["test_y"], first["test_y"])
                 or not np.array_equal(other["tuning_y"][-n_valid:], first["tuning_y"][-n_valid:])):
             raise SystemExit("the folders come from different splits: run them with the same dataset and seeds")
     if len({r["tuning_y"].shape for r in runs}) > 1:
-        n_valid = int(first["n_valid"])
         runs = [{**r, "tuning_scores": r["tuning_scores"][-n_valid:], "tuning_y": r["tuning_y"][-n_valid:]}
                 for r in runs]
     return runs
@@ -97,8 +97,8 @@ def evaluate(runs: list[dict], how: str, objective: str | None) -> dict[str, tup
     first = runs[0]
     labels = [str(x) for x in first["labels"]]
     goal = Objective.parse(objective or str(first["objective"]))
-    exclusive = json.loads(str(first["exclusive"])) if "exclusive" in first else []
-    kind = str(first["decision"]) if "decision" in first else "auto"
+    exclusive = json.loads(str(first["exclusive"]))
+    kind = str(first["decision"])
     tuning, y, test = combine(runs, "tuning_scores", how), first["tuning_y"], combine(runs, "test_scores", how)
     n_valid = int(first["n_valid"])
     out = {}
